@@ -1,0 +1,135 @@
+"""Finding the clips of a data set, in each input layout Sonic accepts.
+
+Layouts (``data.layout``):
+
+``demo`` / ``folder``
+    ``<root>/train/<class>/<clip>`` plus optional ``<root>/test/<clip>`` and an optional answers CSV
+    (``filename,label``; ``data.answers`` or ``<root>/test_labels.csv``). The demo set is written
+    in this layout by the ``prepare`` stage.
+``esc50``
+    The official ESC-50 layout: ``<root>/meta/esc50.csv`` (filename, fold, target, category,
+    esc10, src_file, take) and ``<root>/audio/<filename>``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from sonic.audio.io import audio_extensions
+from sonic.config import DataConfig
+
+
+class LayoutError(Exception):
+    """The data root does not look like the layout named in params."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One source file. ``label`` is None for unanswered test clips; ``fold`` is 0 outside ESC-50."""
+
+    clip_id: str  # path relative to the root, unique
+    path: Path
+    label: str | None
+    group: str  # clips of one group never straddle the train/validation split
+    role: str  # "train" (labelled pool, split later into train/val) or "test"
+    fold: int = 0
+
+
+@dataclass(frozen=True)
+class BadFile:
+    path: str
+    reason: str
+
+
+def discover(cfg: DataConfig) -> tuple[list[Clip], list[BadFile]]:
+    """List the clips under ``cfg.root`` in ``cfg.layout``, plus files that cannot be clips."""
+    root = Path(cfg.root)
+    if not root.is_dir():
+        raise LayoutError(f"data.root {root} does not exist; for data.layout={cfg.layout} point "
+                          "it at the folder that holds the data set")
+    if cfg.layout == "esc50":
+        return _discover_esc50(root)
+    return _discover_folder(root, cfg)
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    exts = audio_extensions()
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+
+
+def _group_of(stem: str, pattern: re.Pattern | None) -> str:
+    if pattern is None:
+        return stem
+    match = pattern.search(stem)
+    return match.group(1) if match and match.groups() else stem
+
+
+def _discover_folder(root: Path, cfg: DataConfig) -> tuple[list[Clip], list[BadFile]]:
+    train = root / "train"
+    if not train.is_dir():
+        raise LayoutError(f"expected {train}/<class>/<clip>.wav for data.layout={cfg.layout} "
+                          f"(and optionally {root}/test/*.wav); found no train/ folder in {root}")
+    pattern = re.compile(cfg.group_regex) if cfg.group_regex else None
+    clips, bad = [], []
+    for path in _audio_files(train):
+        rel = path.relative_to(train)
+        if len(rel.parts) != 2:
+            where = "directly in train/" if len(rel.parts) == 1 else "nested below a class folder"
+            bad.append(BadFile(str(path), f"{where}; expected train/<class>/{path.name}: "
+                                          "move it into exactly one class folder"))
+            continue
+        clips.append(Clip(str(path.relative_to(root)), path, rel.parts[0],
+                          _group_of(path.stem, pattern), "train"))
+    if not clips:
+        raise LayoutError(f"{train} holds no audio files in class folders; expected "
+                          f"{train}/<class>/<clip>.wav")
+    clips += _discover_test(root, cfg)
+    return clips, bad
+
+
+def _discover_test(root: Path, cfg: DataConfig) -> list[Clip]:
+    test = root / "test"
+    if not test.is_dir():
+        return []
+    answers_path = Path(cfg.answers) if cfg.answers else root / "test_labels.csv"
+    answers: dict[str, str] = {}
+    if answers_path.is_file():
+        table = pd.read_csv(answers_path, dtype=str)
+        if not {"filename", "label"} <= set(table.columns):
+            raise LayoutError(f"{answers_path}: expected columns filename,label; got "
+                              f"{','.join(table.columns)}")
+        answers = dict(zip(table["filename"], table["label"]))
+    elif cfg.answers:
+        raise LayoutError(f"data.answers={cfg.answers} does not exist")
+    return [
+        Clip(str(path.relative_to(root)), path, answers.get(str(path.relative_to(test))),
+             path.stem, "test")
+        for path in _audio_files(test)
+    ]
+
+
+ESC50_COLUMNS = ("filename", "fold", "target", "category", "src_file")
+
+
+def _discover_esc50(root: Path) -> tuple[list[Clip], list[BadFile]]:
+    meta = root / "meta" / "esc50.csv"
+    if not meta.is_file():
+        raise LayoutError(f"expected the ESC-50 index at {meta} (columns filename, fold, target, "
+                          f"category, esc10, src_file, take) and the clips in {root}/audio/")
+    table = pd.read_csv(meta, dtype={"filename": str, "src_file": str})
+    missing = [c for c in ESC50_COLUMNS if c not in table.columns]
+    if missing:
+        raise LayoutError(f"{meta}: missing column(s) {', '.join(missing)}")
+    clips, bad = [], []
+    for row in table.itertuples(index=False):
+        path = root / "audio" / row.filename
+        if not path.is_file():
+            bad.append(BadFile(str(path), "listed in meta/esc50.csv but missing from audio/; "
+                                          "restore it or remove its row"))
+            continue
+        clips.append(Clip(f"audio/{row.filename}", path, row.category, str(row.src_file),
+                          "train", int(row.fold)))
+    return clips, bad

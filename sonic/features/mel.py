@@ -1,0 +1,100 @@
+"""From decoded audio to the fixed-length log-mel spectrograms every model sees.
+
+The maths matches ``librosa.feature.melspectrogram`` (Slaney mel scale and normalisation,
+centred STFT with zero padding) followed by ``librosa.power_to_db(S, ref=np.max, top_db=...)``;
+``tests/test_features.py`` checks that to a stated tolerance.
+"""
+from __future__ import annotations
+
+import numpy as np
+import soxr
+import torch
+import torchaudio
+from torch import nn
+
+from sonic.config import FeatureConfig
+
+AMIN = 1e-10  # power floor before the log, as librosa's power_to_db
+
+
+def to_mono(audio: np.ndarray) -> np.ndarray:
+    """(channels, samples) → (samples,), the mean of the channels."""
+    return audio.mean(axis=0) if audio.ndim == 2 else audio
+
+
+def resample(wave: np.ndarray, sr: int, target: int) -> np.ndarray:
+    """Band-limited resampling (soxr, the same "HQ" filter as librosa's default ``soxr_hq``)."""
+    if sr == target:
+        return wave
+    return soxr.resample(wave, sr, target, quality="HQ").astype(np.float32, copy=False)
+
+
+def trim_silence(wave: np.ndarray, top_db: float, frame: int = 2048, hop: int = 512) -> np.ndarray:
+    """Cut leading and trailing frames quieter than ``top_db`` below the loudest frame (RMS).
+
+    Same rule as ``librosa.effects.trim``; a clip with no frame above the threshold is kept whole.
+    """
+    if len(wave) < frame:
+        return wave
+    padded = np.pad(wave, frame // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, frame)[::hop]
+    rms_db = 10 * np.log10(np.maximum(np.mean(frames.astype(np.float64) ** 2, axis=1), AMIN))
+    loud = np.flatnonzero(rms_db > rms_db.max() - top_db)
+    if len(loud) == 0:
+        return wave
+    start = loud[0] * hop
+    stop = min(len(wave), (loud[-1] + 1) * hop)
+    return wave[start:stop]
+
+
+def fix_length(wave: np.ndarray, n_samples: int) -> np.ndarray:
+    """Zero-pad at the end, or crop the centre, to exactly ``n_samples``."""
+    if len(wave) >= n_samples:
+        start = (len(wave) - n_samples) // 2
+        return wave[start:start + n_samples]
+    return np.pad(wave, (0, n_samples - len(wave)))
+
+
+def prepare_waveform(audio: np.ndarray, sr: int, cfg: FeatureConfig) -> np.ndarray:
+    """Decoded audio (channels, samples) at ``sr`` Hz → mono float32 (cfg.n_samples,) at cfg rate."""
+    wave = resample(to_mono(audio).astype(np.float32), sr, cfg.sample_rate)
+    if cfg.trim:
+        wave = trim_silence(wave, cfg.trim_db)
+    return fix_length(wave, cfg.n_samples).astype(np.float32, copy=False)
+
+
+def power_to_db(power: torch.Tensor, top_db: float | None) -> torch.Tensor:
+    """(B, n_mels, T) power → dB relative to each clip's peak, floored ``top_db`` below it."""
+    db = 10.0 * torch.log10(power.clamp_min(AMIN))
+    peak = db.amax(dim=(-2, -1), keepdim=True)
+    db = db - peak
+    return db.clamp_min(-top_db) if top_db is not None else db
+
+
+class LogMel(nn.Module):
+    """Waveforms (B, samples) → log-mel spectrograms in dB (B, n_mels, n_frames), each in [-top_db, 0]."""
+
+    def __init__(self, cfg: FeatureConfig):
+        super().__init__()
+        self.top_db = cfg.top_db
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+            n_mels=cfg.n_mels, f_min=cfg.f_min, f_max=cfg.f_max, power=2.0, center=True,
+            pad_mode="constant", norm="slaney", mel_scale="slaney",
+        )
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        return power_to_db(self.mel(waves), self.top_db)  # (B, n_mels, T)
+
+
+@torch.no_grad()
+def waves_to_mels(waves: np.ndarray, cfg: FeatureConfig, device: torch.device | str = "cpu",
+                  batch_size: int | None = None) -> np.ndarray:
+    """(N, samples) float32 → (N, n_mels, n_frames) float32 dB, computed in batches on ``device``."""
+    logmel = LogMel(cfg).to(device)
+    batch_size = batch_size or cfg.batch_size
+    out = np.empty((len(waves), cfg.n_mels, cfg.n_frames), dtype=np.float32)
+    for start in range(0, len(waves), batch_size):
+        chunk = torch.from_numpy(np.ascontiguousarray(waves[start:start + batch_size])).to(device)
+        out[start:start + len(chunk)] = logmel(chunk).cpu().numpy()
+    return out

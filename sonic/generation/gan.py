@@ -1,0 +1,150 @@
+"""Conditional GAN on normalised log-mel spectrograms: a DCGAN-style generator and discriminator.
+
+Both networks are conditioned on the class label. The generator concatenates a learned label
+embedding with the noise vector; the discriminator sees the label twice — as an extra input
+channel (a learned label "plane") and through a projection term on its pooled features
+(Miyato & Koyama, 2018). The projection term is what makes a small-data cGAN respect the label:
+with only the input channel, D can ignore the label and G collapses onto class-agnostic output.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from sonic.config import CGANConfig
+
+N_UP = 4  # upsampling / downsampling blocks; the first generator grid is 1/16 of the output
+
+
+class UpBlock(nn.Module):
+    """ConvTranspose2d that doubles height and width, then BN + ReLU (skipped on the last block)."""
+
+    def __init__(self, c_in: int, c_out: int, last: bool = False):
+        super().__init__()
+        self.conv = nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=last)
+        self.post = nn.Identity() if last else nn.Sequential(nn.BatchNorm2d(c_out), nn.ReLU(True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.post(self.conv(x))  # (B, c_out, 2H, 2W)
+
+
+class Generator(nn.Module):
+    """Noise and a class label → one normalised log-mel spectrogram.
+
+    Parameters
+    ----------
+    cfg : CGANConfig
+        Uses ``z_dim``, ``embed_dim`` and ``g_width`` (channels of the first block, halved by
+        each following block).
+    n_classes, n_mels, n_frames : int
+        Number of classes and the output size (mel bins, frames).
+    lo, hi : float
+        The normalised range the classifiers see: ``lo = (-top_db - mean) / std`` and
+        ``hi = (0 - mean) / std``. The output is squashed into it with a sigmoid, so every sample
+        is a valid clip (peak-relative dB in [-top_db, 0] once de-normalised).
+    """
+
+    def __init__(self, cfg: CGANConfig, n_classes: int, n_mels: int, n_frames: int,
+                 lo: float, hi: float):
+        super().__init__()
+        self.n_mels, self.n_frames, self.z_dim = n_mels, n_frames, cfg.z_dim
+        self.h0, self.w0 = math.ceil(n_mels / 2**N_UP), math.ceil(n_frames / 2**N_UP)
+        self.width = cfg.g_width
+        self.embed = nn.Embedding(n_classes, cfg.embed_dim)
+        self.fc = nn.Linear(cfg.z_dim + cfg.embed_dim, cfg.g_width * self.h0 * self.w0)
+        self.fc_post = nn.Sequential(nn.BatchNorm2d(cfg.g_width), nn.ReLU(True))
+        widths = [max(cfg.g_width // 2**i, 1) for i in range(N_UP)] + [1]
+        self.blocks = nn.Sequential(*[
+            UpBlock(widths[i], widths[i + 1], last=i == N_UP - 1) for i in range(N_UP)
+        ])
+        # Buffers, not attributes, so a checkpoint's state dict carries the output range.
+        self.register_buffer("lo", torch.tensor(float(lo)))
+        self.register_buffer("hi", torch.tensor(float(hi)))
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """
+        Parameters
+        ----------
+        z : Tensor (B, z_dim)
+        labels : LongTensor (B,)
+
+        Returns
+        -------
+        Tensor (B, 1, n_mels, n_frames), values in [lo, hi].
+        """
+        h = torch.cat([z, self.embed(labels)], dim=1)  # (B, z_dim + embed_dim)
+        h = self.fc(h).view(-1, self.width, self.h0, self.w0)  # (B, g_width, M/16, T/16)
+        h = self.blocks(self.fc_post(h))  # (B, 1, 16*ceil(M/16), 16*ceil(T/16))
+        h = h[:, :, : self.n_mels, : self.n_frames]  # (B, 1, M, T): crop the round-up padding
+        return self.lo + (self.hi - self.lo) * torch.sigmoid(h)
+
+
+class DownBlock(nn.Module):
+    """Strided 4×4 conv that halves height and width, normalised per ``norm``, LeakyReLU(0.2)."""
+
+    def __init__(self, c_in: int, c_out: int, norm: str, first: bool = False):
+        super().__init__()
+        conv = nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1)
+        if norm == "spectral":
+            self.conv, self.norm = nn.utils.parametrizations.spectral_norm(conv), nn.Identity()
+        else:  # batch norm, except on the input block as in DCGAN
+            self.conv, self.norm = conv, nn.Identity() if first else nn.BatchNorm2d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(self.norm(self.conv(x)), 0.2)  # (B, c_out, H//2, W//2)
+
+
+class Discriminator(nn.Module):
+    """A spectrogram and its (claimed) label → one real/fake logit.
+
+    Parameters
+    ----------
+    cfg : CGANConfig
+        Uses ``embed_dim``, ``d_width`` (channels of the first block, doubled by each block)
+        and ``d_norm`` (``"spectral"`` or ``"batch"``).
+    n_classes, n_mels, n_frames : int
+        Number of classes and the input size (mel bins, frames).
+    """
+
+    def __init__(self, cfg: CGANConfig, n_classes: int, n_mels: int, n_frames: int):
+        super().__init__()
+        self.n_mels, self.n_frames = n_mels, n_frames
+        self.embed = nn.Embedding(n_classes, cfg.embed_dim)
+        self.plane = nn.Linear(cfg.embed_dim, n_mels * n_frames)
+        widths = [2] + [cfg.d_width * 2**i for i in range(N_UP)]
+        self.blocks = nn.Sequential(*[
+            DownBlock(widths[i], widths[i + 1], cfg.d_norm, first=i == 0) for i in range(N_UP)
+        ])
+        self.out = nn.Linear(widths[-1], 1)
+        self.project = nn.Embedding(n_classes, widths[-1])  # class-specific direction in h
+        if cfg.d_norm == "spectral":  # keep D 1-Lipschitz end to end
+            self.out = nn.utils.parametrizations.spectral_norm(self.out)
+            self.project = nn.utils.parametrizations.spectral_norm(self.project)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """
+        Parameters
+        ----------
+        x : Tensor (B, 1, n_mels, n_frames), normalised log-mel.
+        labels : LongTensor (B,)
+
+        Returns
+        -------
+        Tensor (B,), real/fake logits (higher = more real for this label).
+        """
+        plane = self.plane(self.embed(labels)).view(-1, 1, self.n_mels, self.n_frames)
+        h = self.blocks(torch.cat([x, plane], dim=1))  # (B, 8*d_width, M/16, T/16)
+        h = h.sum(dim=(2, 3))  # (B, 8*d_width): sum pooling, as in SNGAN
+        return self.out(h).squeeze(1) + (self.project(labels) * h).sum(dim=1)  # (B,)
+
+
+if __name__ == "__main__":  # smoke run: shapes at the default size
+    cfg = CGANConfig()
+    g, d = Generator(cfg, 5, 128, 108, -2.0, 2.0), Discriminator(cfg, 5, 128, 108)
+    y = torch.arange(4) % 5
+    x = g(torch.randn(4, cfg.z_dim), y)
+    print(tuple(x.shape), tuple(d(x, y).shape),
+          f"G {sum(p.numel() for p in g.parameters()):,} D {sum(p.numel() for p in d.parameters()):,}")

@@ -1,0 +1,197 @@
+"""Training state, one adversarial step, and the epoch loop of the conditional GAN.
+
+All mutable training state lives in :class:`GANState` (both networks, both optimizers, the noise
+RNG and the step counter), so a checkpoint is that dataclass's contents. :func:`train_step` does
+(1) a discriminator update then (2) a generator update and returns named losses.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm import tqdm
+
+from sonic.config import CGANConfig
+from sonic.generation.gan import Discriminator, Generator
+
+
+@dataclass
+class GANState:
+    G: Generator
+    D: Discriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    rng: torch.Generator  # CPU generator for noise and fake labels: same draws on every device
+    n_classes: int
+    step: int = 0
+
+    @property
+    def device(self) -> torch.device:
+        return self.G.lo.device
+
+
+def make_state(cfg: CGANConfig, n_classes: int, n_mels: int, n_frames: int, lo: float,
+               hi: float, device: torch.device | str = "cpu") -> GANState:
+    """Build G, D and their Adam optimizers (betas (0.5, 0.999)), initialised from ``cfg.seed``.
+
+    The weights are drawn inside a forked RNG, so building a state never disturbs the caller's
+    global torch RNG, and the same seed gives the same weights on every call.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        G = Generator(cfg, n_classes, n_mels, n_frames, lo, hi).to(device)
+        D = Discriminator(cfg, n_classes, n_mels, n_frames).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
+    rng = torch.Generator().manual_seed(cfg.seed)
+    return GANState(G, D, opt_g, opt_d, rng, n_classes)
+
+
+# ------------------------------------------------------------------------------------- losses
+def d_loss_fn(d_real: torch.Tensor, d_fake: torch.Tensor, loss: str) -> torch.Tensor:
+    """Discriminator loss from logits on real (B,) and fake (B,) batches."""
+    if loss == "hinge":
+        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()  # BCE: -log σ(r) - log(1-σ(f))
+
+
+def g_loss_fn(d_fake: torch.Tensor, loss: str) -> torch.Tensor:
+    """Generator loss from logits on fakes (B,); BCE is the non-saturating -log σ(f)."""
+    if loss == "hinge":
+        return -d_fake.mean()
+    return F.softplus(-d_fake).mean()
+
+
+def sample_inputs(state: GANState, n: int, z_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fresh noise (n, z_dim) and uniformly drawn labels (n,) on the state's device."""
+    z = torch.randn(n, z_dim, generator=state.rng)
+    y = torch.randint(0, state.n_classes, (n,), generator=state.rng)
+    return z.to(state.device), y.to(state.device)
+
+
+# --------------------------------------------------------------------------------------- steps
+def discriminator_step(state: GANState, real: torch.Tensor, labels: torch.Tensor,
+                       cfg: CGANConfig) -> dict[str, float]:
+    """One D update on a real batch (B, 1, M, T) with its labels (B,) and as many fakes."""
+    z, y_fake = sample_inputs(state, real.shape[0], cfg.z_dim)
+    with torch.no_grad():  # G is a fixed sampler here; no graph through it
+        fake = state.G(z, y_fake)
+    d_real, d_fake = state.D(real, labels), state.D(fake, y_fake)
+    loss = d_loss_fn(d_real, d_fake, cfg.loss)
+    state.opt_d.zero_grad(set_to_none=True)
+    loss.backward()
+    state.opt_d.step()
+    return {"d_loss": loss.item(), "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
+
+
+def generator_step(state: GANState, batch_size: int, cfg: CGANConfig) -> dict[str, float]:
+    """One G update on ``batch_size`` fresh fakes; D's weights get no gradient and no step."""
+    z, y_fake = sample_inputs(state, batch_size, cfg.z_dim)
+    state.D.requires_grad_(False)  # skips D's weight gradients: pure saving, D is not stepped
+    try:
+        loss = g_loss_fn(state.D(state.G(z, y_fake), y_fake), cfg.loss)
+        state.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        state.opt_g.step()
+    finally:
+        state.D.requires_grad_(True)
+    return {"g_loss": loss.item()}
+
+
+def train_step(state: GANState, real: torch.Tensor, labels: torch.Tensor,
+               cfg: CGANConfig) -> dict[str, float]:
+    """One adversarial step on a real batch (B, 1, M, T), labels (B,).
+
+    Returns ``d_loss``, ``g_loss`` and the mean D logits on the real and fake batches.
+    """
+    state.G.train(), state.D.train()
+    # ---- (1) discriminator: real batch up, a fresh fake batch down
+    losses = discriminator_step(state, real, labels, cfg)
+    # ---- (2) generator: fool the just-updated D on another fresh fake batch
+    losses |= generator_step(state, real.shape[0], cfg)
+    state.step += 1
+    return losses
+
+
+# ---------------------------------------------------------------------------------------- loop
+def fixed_grid(n_classes: int, per_class: int, z_dim: int,
+               seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noise (n_classes*per_class, z_dim) and labels [0]*per_class + [1]*per_class + ... .
+
+    The same seed gives the same grid, so pictures from different epochs are comparable.
+    """
+    z = torch.randn(n_classes * per_class, z_dim, generator=torch.Generator().manual_seed(seed))
+    return z, torch.arange(n_classes).repeat_interleave(per_class)
+
+
+@torch.no_grad()
+def generate(G: Generator, z: torch.Tensor, labels: torch.Tensor,
+             batch_size: int = 64) -> torch.Tensor:
+    """Eval-mode samples (N, 1, M, T) on the CPU from noise (N, z_dim) and labels (N,)."""
+    was_training, device = G.training, G.lo.device
+    G.eval()
+    out = [G(z[i:i + batch_size].to(device), labels[i:i + batch_size].to(device)).cpu()
+           for i in range(0, len(z), batch_size)]
+    G.train(was_training)
+    return torch.cat(out)
+
+
+def train_cgan(state: GANState, data: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray,
+               cfg: CGANConfig,
+               on_epoch: Callable[[int, GANState, dict], None] | None = None) -> list[dict]:
+    """Train for ``cfg.epochs`` epochs over normalised spectrograms.
+
+    Parameters
+    ----------
+    data : (N, 1, n_mels, n_frames) normalised log-mel (the classifiers' input scale).
+    labels : (N,) int class indices.
+    on_epoch : called as ``on_epoch(epoch, state, record)`` after each epoch (1-based), e.g. to
+        save a picture of :func:`fixed_grid` samples every ``cfg.sample_every`` epochs.
+
+    Returns
+    -------
+    One record per epoch: ``epoch``, ``d_loss``, ``g_loss``, ``d_real``, ``d_fake`` (means).
+    """
+    data = torch.as_tensor(data, dtype=torch.float32).to(state.device)  # small: fits on device
+    labels = torch.as_tensor(labels, dtype=torch.long).to(state.device)
+    # Dropping the ragged last batch keeps BN batch statistics sane; never drop everything.
+    loader = DataLoader(TensorDataset(data, labels), batch_size=cfg.batch_size, shuffle=True,
+                        drop_last=len(data) > cfg.batch_size,
+                        generator=torch.Generator().manual_seed(cfg.seed))
+    history = []
+    for epoch in range(1, cfg.epochs + 1):
+        sums: dict[str, float] = {}
+        bar = tqdm(loader, desc=f"cgan {epoch}/{cfg.epochs}", leave=False, dynamic_ncols=True)
+        for real, y in bar:
+            losses = train_step(state, real, y, cfg)
+            sums = {k: sums.get(k, 0.0) + v for k, v in losses.items()}
+            bar.set_postfix(d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}")
+        record = {"epoch": epoch} | {k: v / len(loader) for k, v in sums.items()}
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(epoch, state, record)
+    return history
+
+
+def checkpoint(state: GANState, cfg: CGANConfig) -> dict:
+    """Everything needed to rebuild and resume: config, sizes, range, weights, optimizers."""
+    G = state.G
+    return {
+        "cfg": dataclasses.asdict(cfg), "n_classes": state.n_classes,
+        "n_mels": G.n_mels, "n_frames": G.n_frames, "lo": G.lo.item(), "hi": G.hi.item(),
+        "G": G.state_dict(), "D": state.D.state_dict(),
+        "opt_g": state.opt_g.state_dict(), "opt_d": state.opt_d.state_dict(), "step": state.step,
+    }
+
+
+def load_generator(ckpt: dict, device: torch.device | str = "cpu") -> Generator:
+    """Rebuild the generator alone from a :func:`checkpoint` dict, in eval mode."""
+    G = Generator(CGANConfig(**ckpt["cfg"]), ckpt["n_classes"], ckpt["n_mels"],
+                  ckpt["n_frames"], ckpt["lo"], ckpt["hi"])
+    G.load_state_dict(ckpt["G"])
+    return G.to(device).eval()

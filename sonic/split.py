@@ -1,0 +1,56 @@
+"""``split``: assign each labelled clip to training or validation, keeping groups whole.
+
+Folder layouts get a stratified split (``split.val_size`` of each class, by whole groups); ESC-50
+holds out ``split.val_fold``. Test clips of a layout keep the role ``test`` and never enter it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sonic.config import SplitConfig
+
+
+def split_roles(index: pd.DataFrame, cfg: SplitConfig, layout: str) -> pd.DataFrame:
+    """Return ``clip_id, label, group, role`` with role in {train, val, test} for every clip."""
+    table = index[["clip_id", "label", "group"]].copy()
+    table["role"] = np.where(index["role"] == "test", "test", "train")
+    pool = index["role"] != "test"
+    if layout == "esc50":
+        folds = sorted(index.loc[pool, "fold"].unique())
+        if cfg.val_fold not in folds:
+            raise ValueError(f"split.val_fold={cfg.val_fold} is not one of the folds {folds}")
+        table.loc[pool & (index["fold"] == cfg.val_fold), "role"] = "val"
+    else:
+        val_groups = stratified_group_holdout(index.loc[pool], cfg.val_size, cfg.seed)
+        table.loc[pool & index["group"].isin(val_groups), "role"] = "val"
+    return table
+
+
+def stratified_group_holdout(pool: pd.DataFrame, val_size: float, seed: int) -> set[str]:
+    """Pick whole groups for validation so each class holds about ``val_size`` of its clips there.
+
+    A group counts towards its most frequent label. Groups are taken in a seeded random order per
+    class until the class's share reaches ``round(val_size * n_clips)`` (at least one group when a
+    class has two or more groups, so every class is validated).
+    """
+    if not 0.0 < val_size < 1.0:
+        raise ValueError(f"split.val_size must lie in (0, 1), got {val_size}")
+    rng = np.random.default_rng(seed)
+    sizes = pool.groupby("group").size()
+    owner = pool.groupby("group")["label"].agg(lambda s: s.value_counts().index[0])
+    chosen: set[str] = set()
+    for label in sorted(owner.unique()):
+        groups = sorted(owner.index[owner == label])
+        target = round(val_size * sizes[groups].sum())
+        if len(groups) >= 2:
+            target = max(target, 1)
+        taken = 0
+        for group in rng.permutation(groups):
+            if taken >= target:
+                break
+            if taken + sizes[group] > target and taken > 0 and len(groups) > 1:
+                continue  # would overshoot; a smaller group may still fit
+            chosen.add(group)
+            taken += sizes[group]
+    return chosen

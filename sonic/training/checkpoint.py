@@ -1,0 +1,81 @@
+"""Classifier checkpoints that rebuild their model from the file alone.
+
+A checkpoint holds the weights plus everything needed to use them: the model name and config,
+the class names, the feature params the mels were made with, and the input normalisation.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sonic.config import FeatureConfig, parse_params
+from sonic.models import build_model
+from sonic.runtime import atomic_path
+
+
+@dataclass
+class Classifier:
+    """A trained classifier ready for inference."""
+
+    name: str
+    model: nn.Module
+    classes: list[str]
+    features: FeatureConfig
+    mean: float  # dB; inputs are (db - mean) / std
+    std: float
+    meta: dict[str, Any]
+
+    def normalize(self, db: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, T) dB → (B, 1, n_mels, T) model input."""
+        db = torch.as_tensor(np.asarray(db, dtype=np.float32))
+        return ((db - self.mean) / self.std).unsqueeze(1)
+
+    @torch.no_grad()
+    def predict(self, db: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
+        """Class probabilities (N, C) and embeddings (N, D) for (N, n_mels, T) dB spectrograms."""
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        probs, embs = [], []
+        for start in range(0, len(db), batch_size):
+            x = self.normalize(db[start:start + batch_size]).to(device)
+            out = self.model(x)
+            probs.append(out["logits"].float().softmax(-1).cpu())
+            embs.append(out["embedding"].float().cpu())
+        return {"probs": torch.cat(probs).numpy(), "embedding": torch.cat(embs).numpy()}
+
+
+def save_checkpoint(path: str | Path, name: str, model: nn.Module, classes: list[str],
+                    features: FeatureConfig, mean: float, std: float, **meta: Any) -> None:
+    payload = {
+        "model": name,
+        "model_config": dataclasses.asdict(model.cfg),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "classes": list(classes),
+        "features": dataclasses.asdict(features),
+        "norm": {"mean": float(mean), "std": float(std)},
+        "meta": meta,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> Classifier:
+    """Rebuild a classifier from a checkpoint written by :func:`save_checkpoint`."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no checkpoint; run `dvc repro` to train it") from None
+    model_cfg = dict(payload["model_config"])
+    if "pretrained" in model_cfg:
+        model_cfg["pretrained"] = None  # the stored weights already include any transfer
+    model = build_model(payload["model"], model_cfg, len(payload["classes"]))
+    model.load_state_dict(payload["state_dict"])
+    features = parse_params({"features": payload["features"]}).features
+    return Classifier(payload["model"], model.to(device).eval(), payload["classes"], features,
+                      payload["norm"]["mean"], payload["norm"]["std"], payload["meta"])

@@ -1,0 +1,39 @@
+"""Stage ``extract_mels``: decode every clip of the configured layout into cached arrays."""
+import argparse
+import sys
+from pathlib import Path
+
+from sonic.audio.layouts import LayoutError, discover
+from sonic.config import load_params
+from sonic.features.extract import BadInputError, bad_files_table, extract
+from sonic.features.store import save_features, write_table
+from sonic.runtime import pick_device
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--out", type=Path, required=True, help="feature folder to write")
+    parser.add_argument("--report", type=Path, required=True, help="CSV of rejected files")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    try:
+        clips, bad = discover(params.data)
+        if bad and params.data.on_bad_file == "fail":
+            raise BadInputError(f"{bad[0].path}: {bad[0].reason}")
+        result = extract(clips, params.features, params.data.on_bad_file,
+                         pick_device(params.features.device))
+    except (LayoutError, BadInputError) as err:
+        sys.exit(f"extract_mels: {err}")
+    result.bad[:0] = bad
+    for b in bad:
+        print(f"skipping {b.path}: {b.reason}")
+    save_features(args.out, result.mels, result.index, result.waves)
+    write_table(args.report, bad_files_table(result.bad))
+    roles = result.index["role"].value_counts().to_dict()
+    print(f"extract_mels: {len(result.index)} clips {roles}, mels {result.mels.shape}, "
+          f"{len(result.bad)} rejected (see {args.report})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Stage ``split``: train/validation roles for the labelled clips (test clips stay test)."""
+import argparse
+from pathlib import Path
+
+from sonic.config import load_params
+from sonic.features.store import read_index, write_table
+from sonic.split import split_roles
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--index", type=Path, required=True, help="index.csv of extract_mels")
+    parser.add_argument("--out", type=Path, required=True, help="split CSV to write")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    table = split_roles(read_index(args.index), params.split, params.data.layout)
+    write_table(args.out, table)
+    counts = table.groupby("role").size().to_dict()
+    print(f"split: {counts} over {table['label'].nunique()} classes")
+
+
+if __name__ == "__main__":
+    main()
