@@ -305,12 +305,13 @@ def render_clip(name: str, nuisance: Nuisance, rng: np.random.Generator) -> np.n
 
 
 # -------------------------------------------------------------------------------------- writing
-_SPLITS = ("train", "test")  # the index is part of every clip's seed
+_SPLITS = ("train", "test")  # a split's position here is part of its clips' seeds
 _ROOT_ENTRIES = {"train", "test", "test_labels.csv"}  # everything a generation writes in root
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # from sndfile.h; soundfile's bindings do not name it
 
 
 def _check(cfg: DemoConfig) -> None:
+    """Raise ValueError for an unknown or repeated class, or a negative seed or count."""
     unknown = [c for c in cfg.classes if c not in SYNTHS]
     if unknown:
         raise ValueError(f"unknown demo class {unknown[0]!r}; known classes: {', '.join(SYNTHS)}")
@@ -321,8 +322,10 @@ def _check(cfg: DemoConfig) -> None:
 
 
 def _plan(cfg: DemoConfig) -> list[tuple[str, str, int, str]]:
-    """``(split, class, index, path under root)`` of every clip; test clips shuffled, named
-    by position so that the name hides the class."""
+    """``(split, class, index, path under root)`` of every clip.
+
+    Test clips are shuffled and named by their position, so neither name nor order tells the class.
+    """
     train = [("train", c, i, f"train/{c}/{c}_{i:04d}.wav")
              for c in cfg.classes for i in range(cfg.train_per_class)]
     test = [(c, i) for c in cfg.classes for i in range(cfg.test_per_class)]
@@ -395,6 +398,7 @@ def generate_demo(root: Path, cfg: DemoConfig) -> dict:
     fresh = Path(tempfile.mkdtemp(prefix=f".{root.name}.new-", dir=root.parent))
     try:
         summary = _write_all(fresh, cfg)
+        fresh.chmod(0o755)  # mkdtemp's 0700 would hide the data set from other users
         trash = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
         if root.exists():
             root.rename(trash / root.name)
