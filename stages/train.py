@@ -39,8 +39,8 @@ def main() -> None:
                         data.mean, data.std, **metrics)
 
     t0 = time.perf_counter()
-    result = fit(model, to_inputs(data.x_train, data.mean, data.std), torch.from_numpy(data.y_train),
-                 to_inputs(data.x_val, data.mean, data.std), torch.from_numpy(data.y_val),
+    result = fit(model, to_inputs(data.x_train, data.mean, data.std), torch.tensor(data.y_train),
+                 to_inputs(data.x_val, data.mean, data.std), torch.tensor(data.y_val),
                  cfg, device, on_best, desc=args.model)
     write_history(args.plots, result.history)
     write_metrics(args.metrics, {

@@ -1,0 +1,1 @@
+"""Thin DVC stage scripts: parse paths, load params, call sonic, write. Run as `python -m stages.NAME`."""

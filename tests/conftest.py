@@ -1,0 +1,142 @@
+"""Shared fixtures: tiny synthetic audio data sets written with soundfile into a temp folder.
+
+Every clip is a fraction of a second long so that decoding, resampling and mel extraction of a
+whole data set take well under a second on one CPU core.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import yaml
+
+from sonic.config import FeatureConfig
+
+REPO = Path(__file__).resolve().parents[1]
+RATES = (8000, 16000, 22050)  # Hz, the file rates the tiny sets cycle through
+CLASS_HZ = {"low": 220.0, "mid": 880.0, "high": 2500.0}  # one tone per class
+
+# Each kind of unusable file → a word its BadAudioError reason must contain.
+BAD_CASES = {
+    "truncated.wav": "truncated",
+    "empty.wav": "empty file",
+    "text.wav": "not a readable audio file",
+    "nan.wav": "NaN",
+    "silent.wav": "every sample is zero",
+}
+
+
+def tone(freq: float, seconds: float, sr: int, channels: int = 1, amp: float = 0.3,
+         noise: float = 0.01, seed: int = 0) -> np.ndarray:
+    """A sine plus a little white noise, float32, shape (samples, channels) as soundfile writes."""
+    t = np.arange(int(round(seconds * sr))) / sr
+    rng = np.random.default_rng(seed)
+    mono = amp * np.sin(2 * np.pi * freq * t) + noise * rng.standard_normal(len(t))
+    gains = np.linspace(1.0, 0.5, channels)  # stereo channels differ, so a mix-down is visible
+    return (mono[:, None] * gains[None, :]).astype(np.float32)
+
+
+def write_clip(path: Path, freq: float = 440.0, sr: int = 16000, seconds: float = 0.4,
+               channels: int = 1, subtype: str | None = None, seed: int = 0) -> Path:
+    """Write one synthetic clip; the format follows the suffix (.wav, .flac, .ogg)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, tone(freq, seconds, sr, channels, seed=seed), sr, subtype=subtype)
+    return path
+
+
+def write_bad_files(folder: Path) -> dict[Path, str]:
+    """One file of each unusable kind in ``BAD_CASES``; returns path → expected reason word."""
+    folder.mkdir(parents=True, exist_ok=True)
+    truncated = write_clip(folder / "truncated.wav", sr=8000, subtype="PCM_16", seconds=0.5)
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])  # a valid WAV cut in half
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "text.wav").write_text("this is a text file, not audio\n")
+    nan = tone(440.0, 0.3, 8000)
+    nan[100] = np.nan
+    sf.write(folder / "nan.wav", nan, 8000, subtype="FLOAT")
+    sf.write(folder / "silent.wav", np.zeros(2400, np.float32), 8000)
+    return {folder / name: reason for name, reason in BAD_CASES.items()}
+
+
+def write_folder_set(root: Path, per_class: int = 3, n_test: int = 2,
+                     answers: bool = True) -> Path:
+    """``<root>/train/<class>/<clip>.wav`` for the three ``CLASS_HZ`` classes, plus test clips.
+
+    Clips cycle through ``RATES``; every odd clip is stereo and every third is 16-bit PCM (the
+    rest float). Test clips are named ``t<i>.wav`` and answered in ``<root>/test_labels.csv``.
+    """
+    for c, (label, hz) in enumerate(CLASS_HZ.items()):
+        for i in range(per_class):
+            write_clip(root / "train" / label / f"{label}{i}.wav", hz, RATES[(c + i) % 3],
+                       seconds=0.3 + 0.05 * i, channels=1 + i % 2,
+                       subtype="PCM_16" if i % 3 == 0 else "FLOAT", seed=10 * c + i)
+    labels = list(CLASS_HZ)
+    rows = []
+    for i in range(n_test):
+        label = labels[i % len(labels)]
+        write_clip(root / "test" / f"t{i}.wav", CLASS_HZ[label], RATES[i % 3], seed=100 + i)
+        rows.append((f"t{i}.wav", label))
+    if answers and n_test:
+        pd.DataFrame(rows, columns=["filename", "label"]).to_csv(root / "test_labels.csv",
+                                                                  index=False)
+    return root
+
+
+def write_params(path: Path, **sections: dict) -> Path:
+    """A params file holding only ``sections`` (the rest keep their defaults)."""
+    path.write_text(yaml.safe_dump(sections, sort_keys=False))
+    return path
+
+
+def run_stage(script: str, *args: str | Path) -> subprocess.CompletedProcess:
+    """Run ``stages/<script>`` in a fresh interpreter, as DVC would; capture its output."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the machine's cores are shared
+    return subprocess.run([sys.executable, str(REPO / "stages" / script), *map(str, args)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+# Helpers handed to tests as fixtures (tests never import conftest).
+@pytest.fixture
+def clip_writer() -> Callable[..., Path]:
+    return write_clip
+
+
+@pytest.fixture
+def bad_files_writer() -> Callable[[Path], dict[Path, str]]:
+    return write_bad_files
+
+
+@pytest.fixture
+def folder_set_writer() -> Callable[..., Path]:
+    return write_folder_set
+
+
+@pytest.fixture
+def params_writer() -> Callable[..., Path]:
+    return write_params
+
+
+@pytest.fixture
+def stage() -> Callable[..., subprocess.CompletedProcess]:
+    return run_stage
+
+
+@pytest.fixture
+def tiny_features() -> FeatureConfig:
+    """8 kHz, 0.5 s, 32 mels: (32, 32) spectrograms, decoded in-process."""
+    return FeatureConfig(sample_rate=8000, duration=0.5, n_fft=256, hop_length=128, n_mels=32,
+                         workers=1, batch_size=8)
+
+
+@pytest.fixture
+def folder_set(tmp_path: Path) -> Path:
+    """A three-class folder-layout set (9 train clips, 2 answered test clips)."""
+    return write_folder_set(tmp_path / "data")
