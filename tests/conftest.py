@@ -5,7 +5,6 @@ whole data set take well under a second on one CPU core.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -98,9 +97,8 @@ def write_params(path: Path, **sections: dict) -> Path:
 
 def run_stage(script: str, *args: str | Path) -> subprocess.CompletedProcess:
     """Run ``stages/<script>`` in a fresh interpreter, as DVC would; capture its output."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the machine's cores are shared
     return subprocess.run([sys.executable, str(REPO / "stages" / script), *map(str, args)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
 # Helpers handed to tests as fixtures (tests never import conftest).

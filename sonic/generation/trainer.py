@@ -76,12 +76,13 @@ def sample_inputs(state: GANState, n: int, z_dim: int) -> tuple[torch.Tensor, to
 
 # --------------------------------------------------------------------------------------- steps
 def discriminator_step(state: GANState, real: torch.Tensor, labels: torch.Tensor,
+                       fake: torch.Tensor, fake_labels: torch.Tensor,
                        cfg: CGANConfig) -> dict[str, float]:
-    """One D update on a real batch (B, 1, M, T) with its labels (B,) and as many fakes."""
-    z, y_fake = sample_inputs(state, real.shape[0], cfg.z_dim)
-    with torch.no_grad():  # G is a fixed sampler here; no graph through it
-        fake = state.G(z, y_fake)
-    d_real, d_fake = state.D(real, labels), state.D(fake, y_fake)
+    """One D update: real batch (B, 1, M, T) with labels (B,) up, fakes (B', 1, M, T) down.
+
+    ``fake`` is detached here, so G gets no gradient and its weights cannot change.
+    """
+    d_real, d_fake = state.D(real, labels), state.D(fake.detach(), fake_labels)
     loss = d_loss_fn(d_real, d_fake, cfg.loss)
     state.opt_d.zero_grad(set_to_none=True)
     loss.backward()
@@ -89,12 +90,16 @@ def discriminator_step(state: GANState, real: torch.Tensor, labels: torch.Tensor
     return {"d_loss": loss.item(), "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
 
 
-def generator_step(state: GANState, batch_size: int, cfg: CGANConfig) -> dict[str, float]:
-    """One G update on ``batch_size`` fresh fakes; D's weights get no gradient and no step."""
-    z, y_fake = sample_inputs(state, batch_size, cfg.z_dim)
-    state.D.requires_grad_(False)  # skips D's weight gradients: pure saving, D is not stepped
+def generator_step(state: GANState, fake: torch.Tensor, fake_labels: torch.Tensor,
+                   cfg: CGANConfig) -> dict[str, float]:
+    """One G update through D on fakes (B, 1, M, T) that still carry G's graph.
+
+    D's weights are frozen for the backward pass (no gradient, no step): the gradient flows
+    through D into the fakes only.
+    """
+    state.D.requires_grad_(False)  # also saves D's weight-gradient work
     try:
-        loss = g_loss_fn(state.D(state.G(z, y_fake), y_fake), cfg.loss)
+        loss = g_loss_fn(state.D(fake, fake_labels), cfg.loss)
         state.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         state.opt_g.step()
@@ -105,15 +110,20 @@ def generator_step(state: GANState, batch_size: int, cfg: CGANConfig) -> dict[st
 
 def train_step(state: GANState, real: torch.Tensor, labels: torch.Tensor,
                cfg: CGANConfig) -> dict[str, float]:
-    """One adversarial step on a real batch (B, 1, M, T), labels (B,).
+    """One adversarial step on a real batch (B, 1, M, T) with labels (B,).
+
+    One fake batch (uniformly drawn labels) serves both updates, as in the DCGAN reference
+    loop: one G forward per step instead of two.
 
     Returns ``d_loss``, ``g_loss`` and the mean D logits on the real and fake batches.
     """
     state.G.train(), state.D.train()
-    # ---- (1) discriminator: real batch up, a fresh fake batch down
-    losses = discriminator_step(state, real, labels, cfg)
-    # ---- (2) generator: fool the just-updated D on another fresh fake batch
-    losses |= generator_step(state, real.shape[0], cfg)
+    z, fake_labels = sample_inputs(state, real.shape[0], cfg.z_dim)
+    fake = state.G(z, fake_labels)  # (B, 1, M, T), graph kept for step (2)
+    # ---- (1) discriminator: real batch up, the (detached) fake batch down
+    losses = discriminator_step(state, real, labels, fake, fake_labels, cfg)
+    # ---- (2) generator: move the fakes to where the just-updated D calls them real
+    losses |= generator_step(state, fake, fake_labels, cfg)
     state.step += 1
     return losses
 

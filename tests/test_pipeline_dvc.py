@@ -1,0 +1,106 @@
+"""The DVC pipeline itself, end to end, in a temporary copy of the repository with tiny params.
+
+Covers `dvc repro` (and the no-op second run), `dvc exp run -S ...` re-running exactly the stages
+downstream of the changed section, `dvc metrics diff`, `dvc plots show` and `dvc exp show`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "demo": {"train_per_class": 6, "test_per_class": 2},
+    "features": {"workers": 1, "duration": 1.0, "n_mels": 32, "n_fft": 512, "hop_length": 256},
+    "augment": {"copies": 1, "workers": 1},
+    "train": {"epochs": 2, "batch_size": 8},
+    "cnn": {"widths": [16, 16, 16, 16], "fc": [16, 16, 8], "pool": [1, 1]},
+    "resnet": {"widths": [16, 16, 16, 16], "blocks": [1, 1, 1, 1]},
+}
+
+
+def tracked_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                         cwd=REPO, capture_output=True, text=True, check=True).stdout
+    return [f for f in out.splitlines() if not f.startswith(("data/", "metrics/", "plots/"))
+            and (REPO / f).is_file() and f != "dvc.lock"]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A git repository holding a copy of the project with tiny params, committed."""
+    root = tmp_path_factory.mktemp("sonic")
+    for f in tracked_files():
+        (root / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / f, root / f)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    for section, values in TINY.items():
+        params[section].update(values)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    commit(root, "tiny")
+    return root
+
+
+def commit(root: Path, message: str) -> None:
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message],
+                   cwd=root, check=True)
+
+
+def dvc(root: Path, *args: str) -> str:
+    """Run DVC with this interpreter's environment first on PATH (the stages call `python`)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def ran(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+def test_repro_builds_everything_then_has_nothing_to_do(repo):
+    out = dvc(repo, "repro")
+    assert {"prepare", "extract_mels", "split", "augment", "train_cnn", "train_resnet",
+            "evaluate", "submit"} <= ran(out)
+    evaluation = json.loads((repo / "metrics/evaluate.json").read_text())
+    for model in ("cnn", "resnet"):
+        assert 0.0 <= evaluation[model]["accuracy"] <= 1.0
+        assert 0.0 <= evaluation[model]["macro_f1"] <= 1.0
+    submission = pd.read_csv(repo / "data/submission.csv")
+    assert list(submission.columns) == ["filename", "label"]
+    assert len(submission) == 5 * 2
+    assert "accuracy" in json.loads((repo / "metrics/submit.json").read_text())
+    assert ran(dvc(repo, "repro")) == set()
+    commit(repo, "baseline results")
+
+
+def test_augment_param_reruns_augment_but_not_extraction(repo):
+    out = dvc(repo, "exp", "run", "-S", "augment.copies=2")
+    assert "augment" in ran(out) and "extract_mels" not in ran(out)
+    assert {"train_cnn", "train_resnet"} <= ran(out)
+
+
+def test_lr_experiment_reruns_training_only_and_diffs(repo):
+    out = dvc(repo, "exp", "run", "-S", "train.lr=5e-4")
+    assert {"train_cnn", "train_resnet", "evaluate", "submit"} <= ran(out)
+    assert not {"prepare", "extract_mels", "split", "augment"} & ran(out)
+    diff = json.loads(dvc(repo, "metrics", "diff", "--json"))
+    assert any("train_cnn.json" in path for path in diff)
+    html = repo / "plots_html"
+    dvc(repo, "plots", "show", "-o", str(html))
+    assert (html / "index.html").is_file()
+    shown = json.loads(dvc(repo, "exp", "show", "--json"))
+    assert len(shown) >= 1

@@ -1,0 +1,88 @@
+"""``sonic.split.split_roles``: stratified by class, whole groups only, test clips untouched,
+seeded, and ESC-50's held-out fold."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sonic.config import SplitConfig
+from sonic.split import split_roles, stratified_group_holdout
+
+CLASSES = ("dog", "rain", "siren")
+
+
+def folder_index(seed: int = 0, groups_per_class: int = 10) -> pd.DataFrame:
+    """An extract_mels-style index: per class, groups of 1-4 clips (as group_regex would make),
+    plus three test clips."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for label in CLASSES:
+        for g in range(groups_per_class):
+            group = f"{label}-src{g}"
+            for take in range(rng.integers(1, 5)):
+                rows.append((f"train/{label}/{group}_{take}.wav", label, group, "train", 0))
+    rows += [(f"test/t{i}.wav", None, f"t{i}", "test", 0) for i in range(3)]
+    return pd.DataFrame(rows, columns=["clip_id", "label", "group", "role", "fold"])
+
+
+def esc50_index() -> pd.DataFrame:
+    """Five folds × two classes × four clips, two clips per source recording."""
+    rows = [(f"audio/{fold}-{src}-A-{take}.wav", label, f"{label}{fold}{src}", "train", fold)
+            for fold in range(1, 6) for label in ("dog", "rain") for src in range(2)
+            for take in range(2)]
+    return pd.DataFrame(rows, columns=["clip_id", "label", "group", "role", "fold"])
+
+
+@pytest.mark.parametrize("val_size", [0.2, 0.35])
+def test_each_class_holds_out_its_share_by_whole_groups(val_size: float) -> None:
+    index = folder_index()
+    table = split_roles(index, SplitConfig(val_size=val_size, seed=1), "folder")
+    assert list(table.columns) == ["clip_id", "label", "group", "role"]
+    assert table["clip_id"].tolist() == index["clip_id"].tolist()
+    pool = table[table["role"] != "test"]
+    largest_group = pool.groupby("group").size().max()
+    for label, clips in pool.groupby("label"):
+        n_val = (clips["role"] == "val").sum()
+        assert n_val >= 1, label
+        assert abs(n_val - val_size * len(clips)) <= largest_group, (label, n_val, len(clips))
+    roles_per_group = pool.groupby("group")["role"].nunique()
+    assert (roles_per_group == 1).all(), "a group straddles train and val"
+
+
+def test_test_clips_keep_role_test() -> None:
+    index = folder_index()
+    table = split_roles(index, SplitConfig(), "folder")
+    is_test = index["role"] == "test"
+    assert (table.loc[is_test, "role"] == "test").all()
+    assert set(table.loc[~is_test, "role"]) == {"train", "val"}
+
+
+def test_split_is_seeded() -> None:
+    index = folder_index()
+    first = split_roles(index, SplitConfig(seed=3), "folder")
+    pd.testing.assert_frame_equal(first, split_roles(index, SplitConfig(seed=3), "folder"))
+    other = split_roles(index, SplitConfig(seed=4), "folder")
+    assert not first["role"].equals(other["role"])
+
+
+def test_every_class_with_two_groups_is_validated() -> None:
+    pool = pd.DataFrame({"label": ["a", "a", "b", "b", "b"],
+                         "group": ["a1", "a2", "b1", "b2", "b3"]})
+    chosen = stratified_group_holdout(pool, 0.1, seed=0)  # round(0.1 * n) would be 0
+    assert len(chosen & {"a1", "a2"}) == 1 and len(chosen & {"b1", "b2", "b3"}) == 1
+
+
+@pytest.mark.parametrize("val_size", [0.0, 1.0, -0.2])
+def test_val_size_outside_0_1_is_rejected(val_size: float) -> None:
+    with pytest.raises(ValueError, match="val_size must lie in"):
+        split_roles(folder_index(), SplitConfig(val_size=val_size), "folder")
+
+
+def test_esc50_holds_out_exactly_the_val_fold() -> None:
+    index = esc50_index()
+    table = split_roles(index, SplitConfig(val_fold=3), "esc50")
+    np.testing.assert_array_equal(table["role"] == "val", index["fold"] == 3)
+    assert set(table["role"]) == {"train", "val"}
+    with pytest.raises(ValueError, match=r"split.val_fold=7 is not one of the folds"):
+        split_roles(index, SplitConfig(val_fold=7), "esc50")
