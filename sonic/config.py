@@ -8,13 +8,17 @@ default.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(ValueError):
@@ -227,6 +231,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         return tuple(_convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):
+        return float(value)  # YAML 1.2 reads 1e-3 as a float; PyYAML (YAML 1.1) as a string
     if tp in (int, float, str, bool):
         if type(value) is not tp:
             raise ConfigError(f"{key}: expected {tp.__name__}, got {type(value).__name__} {value!r}")

@@ -19,7 +19,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     feats = load_features(args.features, waves=True)
-    split = pd.read_csv(args.split, dtype=str)
+    split = pd.read_csv(args.split, dtype=str, keep_default_na=False)  # a class may be "NA"
     train = split[split["role"] == "train"]
     rows = feats.rows(train["clip_id"])
     mels, index = augment_training_clips(feats.waves[rows], train, params.augment,

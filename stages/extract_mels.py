@@ -20,7 +20,8 @@ def main() -> None:
     try:
         clips, bad = discover(params.data)
         if bad and params.data.on_bad_file == "fail":
-            raise BadInputError(f"{bad[0].path}: {bad[0].reason}")
+            raise BadInputError(f"{bad[0].path}: {bad[0].reason} "
+                                "(set data.on_bad_file: skip to report and continue)")
         result = extract(clips, params.features, params.data.on_bad_file,
                          pick_device(params.features.device))
     except (LayoutError, BadInputError) as err:
