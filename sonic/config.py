@@ -164,6 +164,7 @@ class CGANConfig:
     d_width: int = 32  # channels of the first discriminator block; doubled by each block
     d_norm: Literal["spectral", "batch"] = "spectral"
     loss: Literal["bce", "hinge"] = "bce"
+    mode_seeking: float = 1.0  # weight of the mode-seeking (MSGAN) term against class collapse
     epochs: int = 60
     batch_size: int = 32
     lr_g: float = 2e-4

@@ -13,6 +13,10 @@ and the mean ± sample standard deviation (ddof=1) over folds, per model::
     dvc queue status         # wait until all five are done (Success)
     python -m sonic.cv --out results/esc50_cv
 
+Adding the target ``evaluate`` to ``dvc exp run`` (after the ``-S`` options) runs only the
+stages cross-validation needs: ``submit`` has no test clips to predict on ESC-50, and the cGAN
+stages would train one generator per fold.
+
 It runs ``dvc exp show --json`` (or reads a saved copy with ``--input``), keeps finished
 experiments only (not queued, running or failed ones, nor the workspace or baseline commit),
 optionally only those named, with a name prefix or derived from one baseline commit, and
@@ -59,6 +63,8 @@ def _rows(rev: dict, baseline: dict) -> list[dict]:
     if rev.get("error") or not scores or not params:
         return []
     flat = _flatten(params)
+    if flat.get("split.val_fold") is None:  # params older than the fold parameter
+        return []
     other = {k: v for k, v in flat.items() if k != "split.val_fold"}
     common = {"name": rev.get("name") or rev["rev"][:7], "rev": rev["rev"],
               "baseline": baseline["rev"], "baseline_name": baseline.get("name"),
@@ -157,6 +163,10 @@ def aggregate(table: pd.DataFrame, folds: Sequence[int] | None = None
         warnings.append(f"missing fold(s) {', '.join(map(str, missing))}: "
                         f"figures are over folds {', '.join(map(str, present))} only")
     warnings += _param_warnings(table)
+    layouts = sorted(set(table["layout"].dropna()) - {"esc50"})
+    if layouts:
+        warnings.append(f"data.layout {', '.join(layouts)}: split.val_fold only picks the "
+                        "validation fold for esc50; these runs are not cross-validation folds")
     models = sorted(table["model"].unique(),
                     key=lambda m: (MODEL_ORDER.index(m) if m in MODEL_ORDER else 99, m))
     rows = []

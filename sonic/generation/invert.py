@@ -11,10 +11,29 @@ import torchaudio
 from sonic.config import FeatureConfig
 
 
-def _driver(device: torch.device) -> str:
-    # CUDA's lstsq has only "gels" (assumes full rank); on CPU "gelsd" (SVD-based) also copes with
-    # rank-deficient filterbanks, e.g. mel bands too narrow to hold any STFT bin.
-    return "gels" if device.type == "cuda" else "gelsd"
+def _inverse_mel(power: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
+    """Mel power (B, n_mels, T) → linear power (B, n_fft/2+1, T) by least squares, clamped ≥ 0.
+
+    The system is underdetermined (n_mels equations per frame for n_fft/2+1 unknowns). On CPU
+    "gelsd" (SVD) gives the minimum-norm solution and copes with rank-deficient filterbanks
+    (mel bands too narrow to hold an STFT bin). CUDA offers only "gels", which assumes full
+    rank; builds whose CUDA lstsq refuses underdetermined systems (MAGMA-only, e.g. ROCm) raise
+    a RuntimeError, and then the small solve is done on the CPU instead.
+    """
+    def solve(x: torch.Tensor, driver: str) -> torch.Tensor:
+        inv_mel = torchaudio.transforms.InverseMelScale(
+            n_stft=cfg.n_fft // 2 + 1, n_mels=cfg.n_mels, sample_rate=cfg.sample_rate,
+            f_min=cfg.f_min, f_max=cfg.f_max or cfg.sample_rate / 2, norm="slaney",
+            mel_scale="slaney", driver=driver,
+        ).to(x.device)
+        return inv_mel(x)
+
+    if power.device.type != "cuda":
+        return solve(power, "gelsd")
+    try:
+        return solve(power, "gels")
+    except RuntimeError:
+        return solve(power.cpu(), "gelsd").to(power.device)
 
 
 def mel_db_to_wave(db: torch.Tensor, cfg: FeatureConfig, n_iter: int = 32, seed: int = 0,
@@ -43,17 +62,11 @@ def mel_db_to_wave(db: torch.Tensor, cfg: FeatureConfig, n_iter: int = 32, seed:
     device = torch.device(device)
     db = db.to(device=device, dtype=torch.float32)
     db = db.unsqueeze(0) if db.dim() == 2 else db  # (B, M, T)
-    n_stft = cfg.n_fft // 2 + 1
-    inv_mel = torchaudio.transforms.InverseMelScale(
-        n_stft=n_stft, n_mels=cfg.n_mels, sample_rate=cfg.sample_rate, f_min=cfg.f_min,
-        f_max=cfg.f_max or cfg.sample_rate / 2, norm="slaney", mel_scale="slaney",
-        driver=_driver(device),
-    ).to(device)
     griffin_lim = torchaudio.transforms.GriffinLim(
         n_fft=cfg.n_fft, hop_length=cfg.hop_length, power=1.0, n_iter=n_iter,
     ).to(device)
     power = torch.pow(10.0, db / 10.0)  # (B, M, T) mel power, peak 1
-    magnitude = inv_mel(power).sqrt()  # (B, n_fft/2+1, T) linear STFT magnitude (relu'd, ≥ 0)
+    magnitude = _inverse_mel(power, cfg).sqrt()  # (B, n_fft/2+1, T) linear STFT magnitude
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)

@@ -1,0 +1,3 @@
+from sonic.bench.cli import main
+
+main()
