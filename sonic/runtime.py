@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing as mp
 import os
 import random
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -39,6 +41,22 @@ def pick_device(name: str = "auto"):
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise RuntimeError(f"device {name!r} asked for in params, but MPS is not available here")
     return device
+
+
+def _one_thread_per_worker() -> None:
+    if "torch" in sys.modules:  # nested thread pools in every worker only contend for the cores
+        sys.modules["torch"].set_num_threads(1)
+
+
+def worker_pool(workers: int):
+    """A process pool for CPU-bound NumPy work, one thread per worker.
+
+    On Linux it forks: workers start in milliseconds and share the parent's memory-mapped arrays
+    (spawning would re-import torch in every worker: seconds, and ~0.5 GB each). Elsewhere, where
+    forking a process that loaded torch is unsafe, it spawns.
+    """
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    return mp.get_context(method).Pool(workers, initializer=_one_thread_per_worker)
 
 
 @contextlib.contextmanager

@@ -118,3 +118,15 @@ def test_fixed_grid_and_checkpoint_round_trip():
     G = load_generator(checkpoint(state, TINY))
     assert torch.equal(generate(G, z, y), generate(state.G, z, y))
     assert state.G.training  # generate() restores the mode it found
+
+
+def test_pictures_are_written(tmp_path):
+    from sonic.generation.plots import save_grid, save_spectrogram
+
+    specs = torch.rand(3 * 2, 1, 16, 20).numpy() * -80
+    save_grid(specs, ("a", "b", "c"), per_class=2, path=tmp_path / "grid.png", title="epoch 1")
+    save_spectrogram(specs[0], "one", tmp_path / "one.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png", "one.png"]  # no temp left
+    assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="3×3"):
+        save_grid(specs, ("a", "b", "c"), per_class=3, path=tmp_path / "bad.png")

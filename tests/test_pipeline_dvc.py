@@ -60,7 +60,9 @@ def commit(root: Path, message: str) -> None:
 
 def dvc(root: Path, *args: str) -> str:
     """Run DVC with this interpreter's environment first on PATH (the stages call `python`)."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    # one thread per process: tiny models on 2 shared cores only slow down with more
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"

@@ -5,7 +5,6 @@ so the result does not depend on how work is spread over processes.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import zlib
 
 import numpy as np
@@ -16,6 +15,7 @@ from tqdm import tqdm
 from sonic.augment.ops import augment_clip
 from sonic.config import AugmentConfig, FeatureConfig
 from sonic.features.mel import waves_to_mels
+from sonic.runtime import worker_pool
 
 
 def _copy_rng(seed: int, clip_id: str, copy: int) -> np.random.Generator:
@@ -25,10 +25,6 @@ def _copy_rng(seed: int, clip_id: str, copy: int) -> np.random.Generator:
 def _augment_one(job: tuple[np.ndarray, str, int, int, AugmentConfig]) -> tuple[np.ndarray, list[str]]:
     wave, clip_id, copy, sr, cfg = job
     return augment_clip(np.asarray(wave), sr, cfg, _copy_rng(cfg.seed, clip_id, copy))
-
-
-def _init_worker() -> None:
-    torch.set_num_threads(1)
 
 
 def augment_training_clips(waves: np.ndarray, clips: pd.DataFrame, cfg: AugmentConfig,
@@ -51,7 +47,7 @@ def augment_training_clips(waves: np.ndarray, clips: pd.DataFrame, cfg: AugmentC
             for i, cid in enumerate(clips["clip_id"]) for c in range(cfg.copies)]
     bar = dict(total=len(jobs), desc="augment", unit="copy")
     if cfg.workers > 1 and len(jobs) > 1:
-        with mp.get_context("spawn").Pool(cfg.workers, initializer=_init_worker) as pool:
+        with worker_pool(cfg.workers) as pool:
             results = list(tqdm(pool.imap(_augment_one, jobs, chunksize=4), **bar))
     else:
         results = [_augment_one(job) for job in tqdm(jobs, **bar)]

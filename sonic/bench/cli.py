@@ -146,8 +146,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         data, layout, generated = resolve_data(args, work)
         ours = child("extract", args, data, layout, work)
         ref = child("librosa", args, data, layout, work)
-        diff = compare(np.load(work / "extract.npy"), ours.pop("paths"),
-                       np.load(work / "librosa.npy"), ref.pop("paths"))
+        diff = compare(np.load(work / "extract.npy", mmap_mode="r"), ours.pop("paths"),
+                       np.load(work / "librosa.npy", mmap_mode="r"), ref.pop("paths"))
         train = {name: child(f"train:{name}", args, data, layout, work) for name in MODELS}
     memory = {"extract_sonic": ours.pop("memory"), "extract_librosa": ref.pop("memory")}
     for name, figures in train.items():

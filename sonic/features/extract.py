@@ -1,7 +1,6 @@
 """``extract_mels``: decode every clip of a layout once, in parallel, into cached arrays."""
 from __future__ import annotations
 
-import multiprocessing as mp
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from sonic.audio.layouts import BadFile, Clip
 from sonic.config import FeatureConfig
 from sonic.features.mel import prepare_waveform, waves_to_mels
 from sonic.features.store import INDEX_COLUMNS
+from sonic.runtime import worker_pool
 
 
 class BadInputError(Exception):
@@ -38,10 +38,6 @@ def _decode(job: tuple[Clip, FeatureConfig]) -> np.ndarray | BadFile:
         return BadFile(str(clip.path), err.reason)
 
 
-def _init_worker() -> None:
-    torch.set_num_threads(1)  # one process per core already; nested threads only contend
-
-
 def decode_all(clips: list[Clip], cfg: FeatureConfig):
     """Yield (clip, waveform or BadFile) in clip order, decoding in ``cfg.workers`` processes."""
     jobs = [(clip, cfg) for clip in clips]
@@ -50,8 +46,7 @@ def decode_all(clips: list[Clip], cfg: FeatureConfig):
         results = map(_decode, jobs)
         yield from zip(clips, tqdm(results, **bar))
         return
-    # "spawn" keeps workers clear of torch's thread pools inherited through fork
-    with mp.get_context("spawn").Pool(cfg.workers, initializer=_init_worker) as pool:
+    with worker_pool(cfg.workers) as pool:
         results = pool.imap(_decode, jobs, chunksize=8)
         yield from zip(clips, tqdm(results, **bar))
 
