@@ -24,6 +24,16 @@ LO, HI = -1.7, 2.1  # a normalised range like the classifiers' (-top_db and 0 dB
 TINY = CGANConfig(z_dim=16, embed_dim=8, g_width=16, d_width=8, batch_size=4, epochs=2)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors gain nothing from threads, and on a shared 2-core machine a second thread
+    spin-waits against other jobs (measured 9 s instead of 1 s for the training test)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.named_parameters()}
 

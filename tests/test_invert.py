@@ -14,6 +14,16 @@ CFG = FeatureConfig(duration=1.5)
 SC_BOUND = 0.2
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One clip's FFTs gain nothing from threads; on a shared 2-core machine a second thread
+    spin-waits against other jobs (measured 11 s instead of 2 s)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def clip() -> torch.Tensor:
     """1.5 s: a decaying 440 Hz harmonic tone plus a white-noise burst at 0.8–1.1 s."""
     sr = CFG.sample_rate

@@ -26,7 +26,10 @@ TINY = {
     "train": {"epochs": 2, "batch_size": 8},
     "cnn": {"widths": [16, 16, 16, 16], "fc": [16, 16, 8], "pool": [1, 1]},
     "resnet": {"widths": [16, 16, 16, 16], "blocks": [1, 1, 1, 1]},
+    "cgan": {"epochs": 2, "g_width": 16, "d_width": 8, "batch_size": 8, "sample_every": 1},
+    "synthesize": {"per_class": 2, "griffin_lim_iters": 2},
 }
+CLASSES = ["dog_bark", "drilling", "siren", "engine_idling", "rain"]
 
 
 def tracked_files() -> list[str]:
@@ -76,7 +79,7 @@ def ran(output: str) -> set[str]:
 def test_repro_builds_everything_then_has_nothing_to_do(repo):
     out = dvc(repo, "repro")
     assert {"prepare", "extract_mels", "split", "augment", "train_cnn", "train_resnet",
-            "evaluate", "submit"} <= ran(out)
+            "evaluate", "submit", "train_cgan", "synthesize"} <= ran(out)
     evaluation = json.loads((repo / "metrics/evaluate.json").read_text())
     for model in ("cnn", "resnet"):
         assert 0.0 <= evaluation[model]["accuracy"] <= 1.0
@@ -85,6 +88,16 @@ def test_repro_builds_everything_then_has_nothing_to_do(repo):
     assert list(submission.columns) == ["filename", "label"]
     assert len(submission) == 5 * 2
     assert "accuracy" in json.loads((repo / "metrics/submit.json").read_text())
+    for name in CLASSES:
+        assert sorted(p.name for p in (repo / "data/synth" / name).iterdir()) == ["000.wav",
+                                                                                 "001.wav"]
+        assert (repo / "plots/synth" / f"{name}.png").is_file()
+        assert (repo / "data/cgan_samples/epoch_002" / f"{name}.wav").is_file()
+    assert (repo / "plots/cgan/epoch_001.png").is_file()
+    quality = json.loads((repo / "metrics/synthesize.json").read_text())
+    for key in ("conditional_accuracy", "judge_val_accuracy", "roundtrip_accuracy",
+                "frechet_distance", "frechet_floor", "memorisation"):
+        assert key in quality
     assert ran(dvc(repo, "repro")) == set()
     commit(repo, "baseline results")
 
@@ -95,10 +108,15 @@ def test_augment_param_reruns_augment_but_not_extraction(repo):
     assert {"train_cnn", "train_resnet"} <= ran(out)
 
 
+def test_gan_param_reruns_only_the_gan_stages(repo):
+    out = dvc(repo, "exp", "run", "-S", "cgan.lr_g=0.0004")
+    assert ran(out) == {"train_cgan", "synthesize"}
+
+
 def test_lr_experiment_reruns_training_only_and_diffs(repo):
     out = dvc(repo, "exp", "run", "-S", "train.lr=5e-4")
-    assert {"train_cnn", "train_resnet", "evaluate", "submit"} <= ran(out)
-    assert not {"prepare", "extract_mels", "split", "augment"} & ran(out)
+    assert {"train_cnn", "train_resnet", "evaluate", "submit", "synthesize"} <= ran(out)
+    assert not {"prepare", "extract_mels", "split", "augment", "train_cgan"} & ran(out)
     diff = json.loads(dvc(repo, "metrics", "diff", "--json"))
     assert any("train_cnn.json" in path for path in diff)
     html = repo / "plots_html"
