@@ -17,14 +17,13 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import soundfile as sf
 import soxr
-from scipy import fft, signal
 from tqdm import tqdm
 
+from sonic.audio.synths import SYNTHS, noise, tone
 from sonic.config import DemoConfig
 from sonic.runtime import atomic_path, write_text
 
@@ -36,196 +35,8 @@ SNR_RANGE = (5.0, 30.0)  # dB, event power over background power
 PEAK_CEILING = -1.0  # dBFS; louder mixtures are scaled down, never clipped
 P_STEREO = 0.25
 BACKGROUNDS = ("pink", "brown", "hum")
-Synth = Callable[[np.random.Generator, int, int], np.ndarray]
 
 
-# ------------------------------------------------------------------------------ building blocks
-def _tone(
-    rng: np.random.Generator, f0: np.ndarray, sr: int, n_harm: int, tilt: float
-) -> np.ndarray:
-    """Harmonics ``k * f0`` (f0 in Hz, shape ``(samples,)``) with amplitudes ``k ** -tilt``.
-
-    Each harmonic fades out near 0.45 * sr, so glides never alias. The phase is wrapped to one
-    cycle and the sines run in float32: SIMD float32 sine is ~30x faster than float64 of a large
-    argument, and this loop is most of the generator's time.
-    """
-    cycles = np.cumsum(f0) / sr
-    phase = (2 * np.pi * (cycles - np.floor(cycles))).astype(np.float32)
-    out, f_lo, f_hi = np.zeros(f0.shape, np.float32), f0.min(), f0.max()
-    for k in range(1, n_harm + 1):
-        if k * f_lo >= 0.45 * sr:
-            break
-        harmonic = np.sin(np.float32(k) * phase + np.float32(rng.uniform(0, 2 * np.pi)))
-        if k * f_hi > 0.4 * sr:
-            harmonic *= np.clip((0.45 * sr - k * f0) / (0.05 * sr), 0, 1).astype(np.float32)
-        out += np.float32(k**-tilt) * harmonic
-    return out.astype(np.float64)
-
-
-def _noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
-    """Unit-RMS noise, shape ``(n,)``, power ~ 1 / f**exponent (0 white, 1 pink, 2 brown)."""
-    m = fft.next_fast_len(n, real=True)  # an awkward (prime) length makes the FFT far slower
-    spec = fft.rfft(rng.standard_normal(m, dtype=np.float32))
-    spec /= np.maximum(np.arange(spec.size, dtype=np.float32), 1) ** np.float32(exponent / 2)
-    x = fft.irfft(spec, m)[:n].astype(np.float64)
-    return x / (np.sqrt(np.mean(x**2)) + 1e-12)
-
-
-def _filt(x: np.ndarray, sr: int, kind: str, cutoff: float | tuple[float, float]) -> np.ndarray:
-    """4th-order Butterworth ``kind`` ('lowpass', 'highpass', 'bandpass') at ``cutoff`` Hz."""
-    return signal.sosfilt(signal.butter(4, cutoff, kind, fs=sr, output="sos"), x)
-
-
-def _decay(sr: int, tau: float, length: float = 0.06) -> np.ndarray:
-    """``exp(-t / tau)`` for ``t`` in [0, ``length``) s; shape ``(int(length * sr),)``."""
-    return np.exp(-np.arange(int(length * sr)) / (tau * sr))
-
-
-def _ring(sr: int, freq: float, tau: float, length: float = 0.06) -> np.ndarray:
-    """A sine at ``freq`` Hz decaying with time constant ``tau`` s, ``length`` s long."""
-    t = np.arange(int(length * sr)) / sr
-    return np.sin(2 * np.pi * freq * t) * _decay(sr, tau, length)
-
-
-def _place(
-    rng: np.random.Generator, n: int, sr: int, durs: np.ndarray, gaps: tuple[float, float]
-) -> list[tuple[int, int]]:
-    """Lay events ``durs`` s long out with random gaps (s) from a random start.
-
-    Returns ``(start, stop)`` sample pairs; events that do not fit are dropped, but the first is
-    always kept (clips are >= 1 s, events shorter).
-    """
-    gap = rng.uniform(*gaps, size=len(durs))
-    ends = np.cumsum(durs + gap) - gap
-    keep = max(1, int(np.sum(ends <= n / sr - 0.1)))
-    t0 = rng.uniform(0.02, max(0.03, n / sr - ends[keep - 1] - 0.05))
-    starts = t0 + np.concatenate([[0.0], ends[: keep - 1] + gap[: keep - 1]])
-    return [(int(s * sr), min(n, int((s + d) * sr))) for s, d in zip(starts, durs[:keep])]
-
-
-def _pulses(rng: np.random.Generator, n: int, sr: int, rate: float, jitter: float) -> np.ndarray:
-    """Sample indices of a ``rate`` Hz pulse train whose periods jitter by ``jitter`` (fraction)."""
-    periods = (1 + jitter * rng.standard_normal(int(n / sr * rate) + 2)) / rate
-    times = rng.uniform(0, 1 / rate) + np.cumsum(periods)
-    return (times[times < n / sr - 0.01] * sr).astype(int)
-
-
-# -------------------------------------------------------------------------------- synthesisers
-def dog_bark(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
-    """1-4 harmonic barks with a fast rise-then-fall pitch glide, through two formants."""
-    out, f_dog = np.zeros(n), rng.uniform(350, 900)  # f_dog: the dog's size
-    for a, b in _place(rng, n, sr, rng.uniform(0.1, 0.3, rng.integers(1, 5)), (0.08, 0.9)):
-        u = np.linspace(0, 1, b - a)
-        glide = np.minimum(1, 0.8 + u) * (1 - rng.uniform(0.3, 0.5) * u)
-        burst = _tone(rng, f_dog * rng.uniform(0.9, 1.15) * glide, sr, 14, 1.0)
-        burst += 0.3 * rng.standard_normal(b - a)  # breath
-        out[a:b] += np.minimum(1, u / 0.04) * np.exp(-u * rng.uniform(2, 4)) * burst
-    f1, f2 = rng.uniform(500, 1000), rng.uniform(1500, 3000)
-    formants = _filt(out, sr, "bandpass", (0.8 * f1, 1.25 * f1))
-    return 0.1 * out + formants + 0.6 * _filt(out, sr, "bandpass", (0.8 * f2, 1.25 * f2))
-
-
-def drilling(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
-    """A buzzing motor whine with motor-rate AM, grinding hiss and spin-down/up pauses."""
-    t, gate = np.arange(n) / sr, np.ones(n)
-    if rng.random() < 0.5:  # trigger released for a moment: the motor winds down and back up
-        for _ in range(rng.integers(1, 3)):
-            a = rng.integers(0, n)
-            gate[a : a + int(rng.uniform(0.2, 0.6) * sr)] = 0.0
-    pole = np.exp(-1 / (0.15 * sr))  # the motor's 150 ms inertia
-    spin = signal.lfilter([1 - pole], [1, -pole], gate, zi=[pole])[0]
-    wobble = 1 + 0.01 * np.sin(2 * np.pi * rng.uniform(2, 5) * t)
-    am = 1 + rng.uniform(0.2, 0.6) * np.sin(2 * np.pi * rng.uniform(20, 60) * t)
-    grind = rng.uniform(0.1, 0.4) * _filt(rng.standard_normal(n), sr, "highpass", 2000)
-    whine = _tone(rng, rng.uniform(180, 600) * (0.5 + 0.5 * spin) * wobble, sr, 20, 0.7)
-    return spin**2 * am * (whine + grind)
-
-
-def siren(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
-    """A tone sweeping between two pitches: slow 'wail' or fast 'yelp', drifting in level."""
-    t, lo = np.arange(n) / sr, rng.uniform(500, 900)
-    hi = lo * rng.uniform(1.6, 2.2)
-    if rng.random() < 0.5:  # wail: smooth, slow rise and fall
-        shape = 0.5 - 0.5 * np.cos(2 * np.pi * rng.uniform(0.2, 0.5) * t + rng.uniform(0, 6.3))
-    else:  # yelp: fast rising sawtooth
-        shape = (rng.uniform(2.5, 6) * t + rng.random()) % 1.0
-    drift = 10 ** (rng.uniform(-6, 6) * t / t[-1] / 20)  # approaching or receding, +-6 dB
-    return drift * _tone(rng, lo + (hi - lo) * shape, sr, 6, 1.5)
-
-
-def engine_idling(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
-    """A jittered 20-50 Hz firing pulse train ringing a low body resonance, low-passed."""
-    pulses, idx = np.zeros(n), _pulses(rng, n, sr, rng.uniform(20, 50), 0.03)
-    cylinders = rng.uniform(0.6, 1.0, rng.choice([4, 6]))  # uneven cylinders repeat each cycle
-    pulses[idx] = cylinders[np.arange(idx.size) % cylinders.size]
-    pulses[idx] *= 1 + 0.1 * rng.standard_normal(idx.size)
-    body = _ring(sr, rng.uniform(80, 250), rng.uniform(0.005, 0.015))
-    rattle = 0.2 * _ring(sr, rng.uniform(500, 900), 0.004)
-    out = signal.oaconvolve(pulses, body + rattle)[:n] + 0.05 * _noise(rng, n, 2.0)
-    return _filt(out, sr, "lowpass", rng.uniform(300, 800))
-
-
-def rain(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
-    """A broadband hiss that swells in gusts, plus Poisson droplets ringing as rising chirps."""
-    knots = rng.standard_normal(int(n / sr * 4) + 2)  # a new gust level every 0.25 s
-    gusts = np.interp(np.arange(n) * 4 / sr, np.arange(knots.size), knots)
-    swell = np.clip(1 + 0.3 * gusts, 0.2, None)
-    bed = _filt(_noise(rng, n, rng.uniform(0, 1)), sr, "highpass", rng.uniform(300, 1000))
-    drops, t = np.zeros(n), np.arange(int(0.008 * sr)) / sr
-    for _ in range(3):  # three droplet sizes, each its own resonance
-        k, train = int(rng.uniform(10, 70) * n / sr), np.zeros(n)
-        train[rng.integers(0, n, k)] = rng.lognormal(0, 0.4, k)
-        f = rng.uniform(1500, 5000) * (1 + 40 * t)  # a bubble's pitch rises as it shrinks
-        chirp = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t / 0.002)
-        drops += signal.oaconvolve(train, chirp)[:n]
-    return swell * bed * rng.uniform(0.6, 1.2) + drops
-
-
-def car_horn(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
-    """1-3 honks of a steady, brassy two-tone chord."""
-    out, f1 = np.zeros(n), rng.uniform(330, 480)
-    f2 = f1 * rng.uniform(1.18, 1.3)  # a third apart, like paired horns
-    for a, b in _place(rng, n, sr, rng.uniform(0.25, 1.5, rng.integers(1, 4)), (0.1, 0.5)):
-        ramp = np.arange(b - a) / sr
-        env = np.minimum(1, ramp / 0.015) * np.minimum(1, ramp[::-1] / 0.03)
-        for f in (f1, f2):
-            out[a:b] += env * _tone(rng, np.full(b - a, f), sr, 20, 0.8)
-    return out
-
-
-def jackhammer(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
-    """Bursts of 10-20 impacts/s, each a noise crack, a metallic ring and a low thump."""
-    crack = rng.standard_normal(int(0.06 * sr)) * _decay(sr, rng.uniform(0.004, 0.012))
-    hit = crack + 0.5 * _ring(sr, rng.uniform(800, 3000), 0.02)
-    hit += 0.8 * _ring(sr, rng.uniform(60, 120), 0.015)  # the thump
-    rate, train = rng.uniform(10, 20), np.zeros(n)
-    for a, b in _place(rng, n, sr, rng.uniform(0.5, 2.5, rng.integers(1, 4)), (0.2, 0.8)):
-        idx = a + _pulses(rng, b - a, sr, rate, 0.05)
-        train[idx] = rng.uniform(0.7, 1.0, idx.size)
-    return signal.oaconvolve(train, hit)[:n]
-
-
-def street_music(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
-    """A plucked pentatonic melody in eighth notes over a root/fifth bass on the beat."""
-    beat, root = rng.uniform(0.25, 0.5), rng.uniform(200, 400)  # s, Hz
-    scale = root * 2 ** (np.array([0, 2, 4, 7, 9, 12, 14, 16]) / 12)
-    out, step, m = np.zeros(n), int(rng.integers(0, 5)), int(beat * sr)
-    pluck = np.minimum(1, np.arange(m) / (0.005 * sr)) * np.exp(-np.arange(m) / (0.25 * m))
-    for i, a in enumerate(range(int(rng.uniform(0, beat) * sr), n, m // 2)):
-        step = int(np.clip(step + rng.integers(-2, 3), 0, scale.size - 1))  # tunes move stepwise
-        env = pluck[: n - a]
-        out[a : a + m] += env * _tone(rng, np.full(env.size, scale[step]), sr, 8, 1.2)
-        if i % 2 == 0:
-            f_bass = root / 2 * (1.5 if i % 8 == 4 else 1.0)
-            out[a : a + m] += 0.8 * env * _tone(rng, np.full(env.size, f_bass), sr, 3, 1.0)
-    return out
-
-
-# name -> synthesiser; each takes (rng, samples, sample rate in Hz) and returns shape (samples,)
-SYNTHS: dict[str, Synth] = {
-    f.__name__: f
-    for f in (dog_bark, drilling, siren, engine_idling, rain, car_horn, jackhammer, street_music)
-}
 
 
 # ----------------------------------------------------------------------------------- nuisances
@@ -270,9 +81,9 @@ def active_power(x: np.ndarray, sr: int) -> float:
 def _background(rng: np.random.Generator, n: int, sr: int, kind: str) -> np.ndarray:
     """Unit-RMS background, shape ``(n,)``: pink or brown noise, or mains hum over faint noise."""
     if kind != "hum":
-        return _noise(rng, n, 1.0 if kind == "pink" else 2.0)
-    hum = _tone(rng, np.full(n, rng.choice([50.0, 60.0])), sr, 5, rng.uniform(0.5, 2.0))
-    x = hum + 0.3 * np.sqrt(np.mean(hum**2)) * _noise(rng, n, 1.0)
+        return noise(rng, n, 1.0 if kind == "pink" else 2.0)
+    hum = tone(rng, np.full(n, rng.choice([50.0, 60.0])), sr, 5, rng.uniform(0.5, 2.0))
+    x = hum + 0.3 * np.sqrt(np.mean(hum**2)) * noise(rng, n, 1.0)
     return x / np.sqrt(np.mean(x**2))
 
 
