@@ -3,10 +3,10 @@ import argparse
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 from sonic.config import load_params
-from sonic.evaluation.evaluate import check_same_classes, predict_probs, submission_tables
+from sonic.evaluation.evaluate import (check_same_classes, predict_probs, score_answers,
+                                       submission_tables)
 from sonic.features.store import load_features, write_table
 from sonic.training.checkpoint import load_classifier
 from sonic.training.report import write_metrics
@@ -30,19 +30,19 @@ def main() -> None:
     # the Kaggle filename is the path below test/
     names = [str(PurePosixPath(*PurePosixPath(c).parts[1:])) for c in test["clip_id"]]
     db = np.asarray(feats.mels[test.index.to_numpy()])
-    probs = predict_probs(models, db)[choice] if len(test) else np.zeros((0, len(classes)))
-    submission, table = submission_tables(probs, names, classes)
+    empty = {choice: np.zeros((0, len(classes)))}
+    probs = predict_probs(models, db) if len(test) else empty
+    submission, table = submission_tables(probs[choice], names, classes)
     write_table(args.out, submission)
     write_table(args.probs, table)
 
     scored = {"model": choice, "n_test": len(test)}
     answered = test["label"].notna().to_numpy()
-    if answered.any():  # an answer the models never saw as a class counts as an error
+    if answered.any():  # score every model on the answers; the chosen one at the top level
         truth = test["label"].to_numpy()[answered]
-        pred = submission["label"].to_numpy()[answered]
-        scored.update(accuracy=float((truth == pred).mean()),
-                      macro_f1=float(f1_score(truth, pred, average="macro", zero_division=0)),
-                      n_scored=int(answered.sum()))
+        per_model = {name: score_answers(np.asarray(classes)[p[answered].argmax(1)], truth)
+                     for name, p in probs.items()}
+        scored |= per_model[choice] | {"per_model": per_model}
     write_metrics(args.metrics, scored)
     score = f", accuracy {scored['accuracy']:.3f}" if "accuracy" in scored else " (no answers)"
     print(f"submit: {len(submission)} test clips with {choice} → {args.out}{score}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import f1_score
 
 from sonic.evaluation.metrics import classification_report, confusion
 from sonic.training.checkpoint import Classifier
@@ -54,6 +55,14 @@ def confusions(preds: dict[str, np.ndarray], labels: list[str], classes: list[st
     code = {c: i for i, c in enumerate(classes)}
     y = np.array([code[label] for label in labels])
     return {name: confusion(y, p, len(classes)) for name, p in preds.items()}
+
+
+def score_answers(predicted: np.ndarray, truth: np.ndarray) -> dict:
+    """Accuracy and macro-F1 of predicted against true label names. An answer the models never
+    saw as a class can't be predicted and counts as an error, not as a skipped clip."""
+    return {"accuracy": float((predicted == truth).mean()),
+            "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
+            "n_scored": int(len(truth))}
 
 
 def submission_tables(probs: np.ndarray, filenames: list[str], classes: list[str]
