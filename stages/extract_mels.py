@@ -6,7 +6,7 @@ from pathlib import Path
 from sonic.audio.layouts import LayoutError, discover
 from sonic.config import load_params
 from sonic.features.extract import BadInputError, bad_files_table, extract
-from sonic.features.store import save_features, write_table
+from sonic.features.store import write_table
 from sonic.runtime import pick_device
 
 
@@ -23,13 +23,13 @@ def main() -> None:
             raise BadInputError(f"{bad[0].path}: {bad[0].reason} "
                                 "(set data.on_bad_file: skip to report and continue)")
         result = extract(clips, params.features, params.data.on_bad_file,
-                         pick_device(params.features.device))
+                         pick_device(params.features.device), out=args.out)
     except (LayoutError, BadInputError) as err:
         sys.exit(f"extract_mels: {err}")
     result.bad[:0] = bad
     for b in bad:
         print(f"skipping {b.path}: {b.reason}")
-    save_features(args.out, result.mels, result.index, result.waves)
+    write_table(args.out / "index.csv", result.index)
     write_table(args.report, bad_files_table(result.bad))
     roles = result.index["role"].value_counts().to_dict()
     print(f"extract_mels: {len(result.index)} clips {roles}, mels {result.mels.shape}, "

@@ -63,7 +63,7 @@ def run_part(args: argparse.Namespace) -> None:
     if args.part == "extract":
         device = str(pick_device(params.features.device))
         with TreePeak() as tree:
-            figures, mels = time_sonic(work, device)
+            figures, mels = time_sonic(work, device, args.work / "features")
         workers["with_workers_peak_rss_mib"] = tree.peak_mib
         figures["features"] = to_dict(work.features)
         np.save(out.with_suffix(".npy"), mels)

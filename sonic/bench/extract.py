@@ -34,17 +34,18 @@ def load_workload(root: str | Path, layout: str, base: FeatureConfig,
     return Workload(clips, dataclasses.replace(base, trim=False, duration=duration), n_classes)
 
 
-def time_sonic(work: Workload, device: str) -> tuple[dict, np.ndarray]:
+def time_sonic(work: Workload, device: str, folder: Path) -> tuple[dict, np.ndarray]:
     """Run :func:`sonic.features.extract.extract`; figures and mels (N, n_mels, n_frames) dB.
 
-    The time includes starting the decoding worker processes, as the stage pays it.
+    The time includes starting the decoding worker processes and writing the feature folder
+    (to ``folder``), as the stage pays both.
     """
     import torch
 
     from sonic.features.extract import extract
 
     t0 = time.perf_counter()
-    result = extract(work.clips, work.features, "skip", torch.device(device))
+    result = extract(work.clips, work.features, "skip", torch.device(device), out=folder)
     seconds = time.perf_counter() - t0
     figures = {"clips": len(result.index), "seconds": seconds,
                "clips_per_s": len(result.index) / seconds, "device": device,

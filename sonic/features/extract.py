@@ -1,6 +1,15 @@
-"""``extract_mels``: decode every clip of a layout once, in parallel, into cached arrays."""
+"""``extract_mels``: decode every clip of a layout once, in parallel, into cached arrays.
+
+Workers write each clip's waveform and log-mel straight into memory-mapped ``.npy`` files
+(rows in clip order), so nothing big crosses a process boundary and the arrays are never held
+in memory twice: for ESC-50 that is 0.9 GB of waveforms that would otherwise be pickled through
+pipes and stacked again.
+"""
 from __future__ import annotations
 
+import functools
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,9 +21,9 @@ from tqdm import tqdm
 from sonic.audio.io import BadAudioError, read_audio
 from sonic.audio.layouts import BadFile, Clip
 from sonic.config import FeatureConfig
-from sonic.features.mel import prepare_waveform, waves_to_mels
+from sonic.features.mel import LogMel, prepare_waveform, waves_to_mels
 from sonic.features.store import INDEX_COLUMNS
-from sonic.runtime import worker_pool
+from sonic.runtime import save_npy, worker_pool
 
 
 class BadInputError(Exception):
@@ -29,52 +38,102 @@ class Extracted:
     bad: list[BadFile]
 
 
-def _decode(job: tuple[Clip, FeatureConfig]) -> np.ndarray | BadFile:
-    clip, cfg = job
+@functools.lru_cache(maxsize=2)
+def _logmel(cfg: FeatureConfig) -> LogMel:
+    return LogMel(cfg)  # built once per process and config
+
+
+@functools.lru_cache(maxsize=4)
+def _rows(path: str) -> np.ndarray:
+    return np.load(path, mmap_mode="r+")  # opened once per process
+
+
+def _decode(job: tuple[int, Clip, FeatureConfig, str, str | None]) -> BadFile | None:
+    """Decode clip ``i`` into row ``i`` of the waveform (and, on the CPU, log-mel) arrays.
+
+    On the CPU each worker computes its clip's log-mel right after decoding it: one clip at a
+    time stays in cache (1.2 ms/clip alone vs 2.2 ms/clip in batches of 64 for 5 s clips).
+    """
+    i, clip, cfg, waves_path, mels_path = job
     try:
         audio, sr = read_audio(clip.path)
-        return prepare_waveform(audio, sr, cfg)
     except BadAudioError as err:
         return BadFile(str(clip.path), err.reason)
+    wave = prepare_waveform(audio, sr, cfg)
+    _rows(waves_path)[i] = wave
+    if mels_path is not None:
+        with torch.no_grad():
+            _rows(mels_path)[i] = _logmel(cfg)(torch.from_numpy(wave[None]))[0].numpy()
+    return None
 
 
-def decode_all(clips: list[Clip], cfg: FeatureConfig):
-    """Yield (clip, waveform or BadFile) in clip order, decoding in ``cfg.workers`` processes."""
-    jobs = [(clip, cfg) for clip in clips]
+def _run(jobs: list, workers: int):
     bar = dict(total=len(jobs), desc="decode", unit="clip")
-    if cfg.workers <= 1:
-        results = map(_decode, jobs)
-        yield from zip(clips, tqdm(results, **bar))
+    if workers <= 1:
+        yield from tqdm(map(_decode, jobs), **bar)
         return
-    with worker_pool(cfg.workers) as pool:
-        results = pool.imap(_decode, jobs, chunksize=8)
-        yield from zip(clips, tqdm(results, **bar))
+    with worker_pool(workers) as pool:
+        yield from tqdm(pool.imap(_decode, jobs, chunksize=8), **bar)
 
 
 def extract(clips: list[Clip], cfg: FeatureConfig, on_bad_file: str = "skip",
-            device: torch.device | str = "cpu") -> Extracted:
-    """Decode, resample, trim and fix the length of every clip, then compute log-mels in batches.
+            device: torch.device | str = "cpu", out: str | Path | None = None) -> Extracted:
+    """Decode, resample, trim and fix the length of every clip, and compute its log-mel.
 
-    Unusable files are collected in ``bad`` (with ``on_bad_file="skip"``) or raise
-    :class:`BadInputError` (``"fail"``); the other clips are kept either way under ``skip``.
+    With ``out``, the feature folder (``waves.npy``, ``mels.npy``, ``index.csv``) is written
+    there and the returned arrays are memory maps of it; without, they are in memory. On an
+    accelerator the log-mels are computed there in batches once all clips are decoded.
+
+    Unusable files are collected in ``bad`` (``on_bad_file="skip"``) or raise
+    :class:`BadInputError` (``"fail"``); under ``skip`` the other clips are kept.
     """
-    waves, rows, bad = [], [], []
-    for clip, result in decode_all(clips, cfg):
-        if isinstance(result, BadFile):
+    on_cpu = torch.device(device).type == "cpu"
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".extract-", dir=out))
+    try:
+        waves_path, mels_path = str(scratch / "waves.npy"), str(scratch / "mels.npy")
+        n = len(clips)
+        np.lib.format.open_memmap(waves_path, "w+", np.float32, (n, cfg.n_samples)).flush()
+        if on_cpu:
+            np.lib.format.open_memmap(mels_path, "w+", np.float32,
+                                      (n, cfg.n_mels, cfg.n_frames)).flush()
+        jobs = [(i, clip, cfg, waves_path, mels_path if on_cpu else None)
+                for i, clip in enumerate(clips)]
+        keep, bad = [], []
+        for i, result in enumerate(_run(jobs, cfg.workers)):
+            if result is None:
+                keep.append(i)
+                continue
             if on_bad_file == "fail":
                 raise BadInputError(f"{result.path}: {result.reason} "
                                     "(set data.on_bad_file: skip to report and continue)")
             tqdm.write(f"skipping {result.path}: {result.reason}")
             bad.append(result)
-            continue
-        waves.append(result)
-        rows.append((clip.clip_id, str(clip.path), clip.label, clip.group, clip.role, clip.fold))
-    if not waves:
-        raise BadInputError("no usable clips: every file was rejected (see the report above)")
-    waves = np.stack(waves)
-    mels = waves_to_mels(waves, cfg, device)
-    index = pd.DataFrame(rows, columns=list(INDEX_COLUMNS))
-    return Extracted(waves, mels, index, bad)
+        if not keep:
+            raise BadInputError("no usable clips: every file was rejected (see the report above)")
+        index = pd.DataFrame([(c.clip_id, str(c.path), c.label, c.group, c.role, c.fold)
+                              for c in (clips[i] for i in keep)], columns=list(INDEX_COLUMNS))
+        waves = np.load(waves_path, mmap_mode="r")
+        if not on_cpu:  # every row, rejected ones too: keeps one code path for both devices
+            np.save(mels_path, waves_to_mels(waves, cfg, device))
+        mels = np.load(mels_path, mmap_mode="r")
+        if out is None:
+            return Extracted(np.array(waves[keep]), np.array(mels[keep]), index, bad)
+        return Extracted(*_publish(Path(out), waves, mels, keep, n), index, bad)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _publish(out: Path, waves: np.memmap, mels: np.memmap, keep: list[int],
+             n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Move the arrays into ``out`` (dropping rejected rows first, if any) and map them."""
+    for name, array in (("waves.npy", waves), ("mels.npy", mels)):
+        if len(keep) == n:
+            Path(array.filename).replace(out / name)  # same file system: an atomic rename
+        else:
+            save_npy(out / name, np.asarray(array[keep]))
+    return np.load(out / "waves.npy", mmap_mode="r"), np.load(out / "mels.npy", mmap_mode="r")
 
 
 def bad_files_table(bad: list[BadFile]) -> pd.DataFrame:
