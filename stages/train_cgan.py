@@ -3,7 +3,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 import torch
 
@@ -14,6 +13,9 @@ from sonic.generation.trainer import checkpoint, fixed_grid, generate, make_stat
 from sonic.runtime import atomic_path, pick_device, seed_everything
 from sonic.training.data import load_classifier_data
 from sonic.training.report import write_history, write_metrics
+
+GRID_PER_CLASS = 4  # samples per class row in the progress pictures
+PROGRESS_GL_ITERS = 32  # Griffin-Lim iterations for progress WAVs (synthesize has its own param)
 
 
 def main() -> None:
@@ -38,17 +40,20 @@ def main() -> None:
     lo, hi = (-features.top_db - data.mean) / data.std, (0.0 - data.mean) / data.std
     n_classes = len(data.classes)
     state = make_state(cfg, n_classes, features.n_mels, features.n_frames, lo, hi, device)
-    z, labels = fixed_grid(n_classes, 4, cfg.z_dim, cfg.seed)
+    z, labels = fixed_grid(n_classes, GRID_PER_CLASS, cfg.z_dim, cfg.seed)
 
     def on_epoch(epoch: int, state, record: dict) -> None:
         if epoch % cfg.sample_every and epoch != cfg.epochs:
             return
         db = generate(state.G, z, labels)[:, 0].numpy() * data.std + data.mean
-        save_grid(db, data.classes, 4, args.grids / f"epoch_{epoch:03d}.png")
-        picks = np.arange(n_classes) * 4  # the first sample of each class
-        waves = mel_db_to_wave(torch.from_numpy(db[picks]), features, 32, cfg.seed, device)
-        for name, wave in zip(data.classes, waves.cpu().numpy()):
-            with atomic_path(args.samples / f"epoch_{epoch:03d}" / f"{name}.wav") as tmp:
+        save_grid(db, data.classes, GRID_PER_CLASS, args.grids / f"epoch_{epoch:03d}.png")
+        per_class = min(cfg.audio_samples, GRID_PER_CLASS)
+        picks = [c * GRID_PER_CLASS + k for c in range(n_classes) for k in range(per_class)]
+        waves = mel_db_to_wave(torch.from_numpy(db[picks]), features, PROGRESS_GL_ITERS,
+                               cfg.seed, device).cpu().numpy()
+        for i, wave in zip(picks, waves):
+            name = f"{data.classes[i // GRID_PER_CLASS]}_{i % GRID_PER_CLASS}.wav"
+            with atomic_path(args.samples / f"epoch_{epoch:03d}" / name) as tmp:
                 sf.write(tmp, wave, features.sample_rate, subtype="PCM_16")
 
     t0 = time.perf_counter()

@@ -92,7 +92,7 @@ def test_repro_builds_everything_then_has_nothing_to_do(repo):
         assert sorted(p.name for p in (repo / "data/synth" / name).iterdir()) == ["000.wav",
                                                                                  "001.wav"]
         assert (repo / "plots/synth" / f"{name}.png").is_file()
-        assert (repo / "data/cgan_samples/epoch_002" / f"{name}.wav").is_file()
+        assert (repo / "data/cgan_samples/epoch_002" / f"{name}_0.wav").is_file()
     assert (repo / "plots/cgan/epoch_001.png").is_file()
     quality = json.loads((repo / "metrics/synthesize.json").read_text())
     for key in ("conditional_accuracy", "judge_val_accuracy", "roundtrip_accuracy",
