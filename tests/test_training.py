@@ -91,11 +91,15 @@ def test_early_stopping_stops_after_patience_and_tracks_best():
 def test_fit_stops_early_and_reports_each_epoch():
     db, y = toy_data(30, 0)
     x = to_inputs(db, float(db.mean()), float(db.std()))
-    cfg = TrainConfig(epochs=20, batch_size=10, lr=0.0, patience=2, precision="fp32",
-                      mixup_alpha=0.0)  # lr 0: nothing ever improves after epoch 1
+    # lr 0: the weights never move, only BatchNorm's running statistics drift a little, so the
+    # validation figures soon stop improving
+    cfg = TrainConfig(epochs=30, batch_size=10, lr=0.0, patience=2, precision="fp32",
+                      mixup_alpha=0.0)
+    torch.manual_seed(0)
     result = fit(build_model("cnn", TINY_CNN, 3), x, torch.tensor(y), x, torch.tensor(y), cfg,
                  torch.device("cpu"), on_best=lambda *_: None)
-    assert len(result.history) == 3 and result.best_epoch == 1
+    assert len(result.history) < cfg.epochs
+    assert len(result.history) == result.best_epoch + cfg.patience  # stopped by the rule
     assert {"epoch", "train_loss", "val_loss", "val_accuracy", "lr"} <= set(result.history[0])
 
 
