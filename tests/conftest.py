@@ -5,6 +5,8 @@ whole data set take well under a second on one CPU core.
 """
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -101,7 +103,62 @@ def run_stage(script: str, *args: str | Path) -> subprocess.CompletedProcess:
                           cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
+def git_commit(root: Path, message: str) -> None:
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message],
+                   cwd=root, check=True)
+
+
+def copy_repo(root: Path, params_update: dict[str, dict]) -> Path:
+    """A committed git repository at ``root`` holding the project's files (not its results)
+    with ``params_update`` merged into params.yaml section by section."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, text=True, check=True).stdout
+    for name in listed.splitlines():
+        if name.startswith(("data/", "metrics/", "plots/")) or name == "dvc.lock":
+            continue
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    for section, values in params_update.items():
+        params[section].update(values)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    git_commit(root, "tiny")
+    return root
+
+
+def run_module(root: Path, *args: str, timeout: float | None = None) -> str:
+    """``python -m *args`` in ``root`` with this interpreter's bin folder first on PATH (the
+    stages and the queue's workers call ``python``); its output, asserting it succeeded.
+
+    One torch thread per process: tiny tensors gain nothing from more, and on a busy shared CPU
+    the threads' spin-waits make each step many times slower.
+    """
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
 # Helpers handed to tests as fixtures (tests never import conftest).
+@pytest.fixture(scope="session")
+def repo_copier() -> Callable[[Path, dict], Path]:
+    return copy_repo
+
+
+@pytest.fixture(scope="session")
+def module_runner() -> Callable[..., str]:
+    return run_module
+
+
+@pytest.fixture(scope="session")
+def committer() -> Callable[[Path, str], None]:
+    return git_commit
+
 @pytest.fixture
 def clip_writer() -> Callable[..., Path]:
     return write_clip

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,11 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-import yaml
 
 from sonic.cv import aggregate, collect, main, select, to_markdown
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def rev_data(rev: str, timestamp: str, fold: int, lr: float, scores: dict | None) -> dict:
@@ -154,43 +149,12 @@ def write_fake_esc50(root: Path) -> Path:
     return root
 
 
-def git_copy(root: Path, params_update: dict) -> Path:
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                            cwd=REPO, capture_output=True, text=True, check=True).stdout
-    for name in listed.splitlines():
-        if not name.startswith(("data/", "metrics/", "plots/")) and name != "dvc.lock" \
-                and (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    for section, values in params_update.items():
-        params[section].update(values)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"],
-                   cwd=root, check=True)
-    return root
-
-
-def run(root: Path, *args: str) -> str:
-    """``python -m *args`` with this interpreter's bin folder first on PATH (stages and the
-    queue's workers call ``python``). One torch thread: tiny tensors gain nothing from more, and
-    on a busy shared CPU the threads' spin-waits make each step ten times slower."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
-
-
-def wait_for_queue(root: Path, names: list[str], timeout: float = 600.0) -> str:
+def wait_for_queue(root: Path, names: list[str], run, timeout: float = 600.0) -> str:
     """Wait until every experiment in ``names`` has finished; return `dvc queue status`.
 
     A finished experiment gets a git ref ``refs/exps/../<name>``, which git lists in
     milliseconds; `dvc queue status` (seconds of CPU that the workers need) is asked only every
-    30 s, to notice a failure early.
+    30 s, to notice a failure early. ``run(root, *args)`` runs ``python -m *args`` there.
     """
     deadline, asked = time.monotonic() + timeout, time.monotonic()
     while time.monotonic() < deadline:
@@ -210,15 +174,19 @@ def wait_for_queue(root: Path, names: list[str], timeout: float = 600.0) -> str:
 
 
 @pytest.mark.slow
-def test_queued_folds_are_summarised(tmp_path: Path) -> None:
+def test_queued_folds_are_summarised(tmp_path: Path, repo_copier, module_runner) -> None:
+    def run(root: Path, *args: str) -> str:
+        return module_runner(root, *args, timeout=300)
+
     data = write_fake_esc50(tmp_path / "ESC-50")
-    root = git_copy(tmp_path / "repo", {**TINY, "data": {"layout": "esc50", "root": str(data)}})
+    root = repo_copier(tmp_path / "repo",
+                       {**TINY, "data": {"layout": "esc50", "root": str(data)}})
     for fold in (1, 2):  # target evaluate: submit and the GAN stages play no part in CV
         run(root, "dvc", "exp", "run", "--queue", "-n", f"fold{fold}", "-S",
             f"split.val_fold={fold}", "evaluate")
     try:
         run(root, "dvc", "queue", "start", "-j", "1")
-        status = wait_for_queue(root, ["fold1", "fold2"])
+        status = wait_for_queue(root, ["fold1", "fold2"], run)
     finally:
         run(root, "dvc", "queue", "stop")
     assert status.count("Success") == 2, status

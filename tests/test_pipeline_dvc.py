@@ -6,17 +6,11 @@ downstream of the changed section, `dvc metrics diff`, `dvc plots show` and `dvc
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 TINY = {
@@ -32,51 +26,24 @@ TINY = {
 CLASSES = ["dog_bark", "drilling", "siren", "engine_idling", "rain"]
 
 
-def tracked_files() -> list[str]:
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                         cwd=REPO, capture_output=True, text=True, check=True).stdout
-    return [f for f in out.splitlines() if not f.startswith(("data/", "metrics/", "plots/"))
-            and (REPO / f).is_file() and f != "dvc.lock"]
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, repo_copier) -> Path:
+    """A git repository holding a copy of the project with tiny params, committed."""
+    return repo_copier(tmp_path_factory.mktemp("sonic"), TINY)
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    """A git repository holding a copy of the project with tiny params, committed."""
-    root = tmp_path_factory.mktemp("sonic")
-    for f in tracked_files():
-        (root / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / f, root / f)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    for section, values in TINY.items():
-        params[section].update(values)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    commit(root, "tiny")
-    return root
-
-
-def commit(root: Path, message: str) -> None:
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message],
-                   cwd=root, check=True)
-
-
-def dvc(root: Path, *args: str) -> str:
-    """Run DVC with this interpreter's environment first on PATH (the stages call `python`)."""
-    # one thread per process: tiny models on 2 shared cores only slow down with more
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=env,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
+def dvc(module_runner):
+    def run(root: Path, *args: str) -> str:
+        return module_runner(root, "dvc", *args)
+    return run
 
 
 def ran(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
 
 
-def test_repro_builds_everything_then_has_nothing_to_do(repo):
+def test_repro_builds_everything_then_has_nothing_to_do(repo, dvc, committer):
     out = dvc(repo, "repro")
     assert {"prepare", "extract_mels", "split", "augment", "train_cnn", "train_resnet",
             "evaluate", "submit", "train_cgan", "synthesize"} <= ran(out)
@@ -99,21 +66,21 @@ def test_repro_builds_everything_then_has_nothing_to_do(repo):
                 "frechet_distance", "frechet_floor", "memorisation"):
         assert key in quality
     assert ran(dvc(repo, "repro")) == set()
-    commit(repo, "baseline results")
+    committer(repo, "baseline results")
 
 
-def test_augment_param_reruns_augment_but_not_extraction(repo):
+def test_augment_param_reruns_augment_but_not_extraction(repo, dvc):
     out = dvc(repo, "exp", "run", "-S", "augment.copies=2")
     assert "augment" in ran(out) and "extract_mels" not in ran(out)
     assert {"train_cnn", "train_resnet"} <= ran(out)
 
 
-def test_gan_param_reruns_only_the_gan_stages(repo):
+def test_gan_param_reruns_only_the_gan_stages(repo, dvc):
     out = dvc(repo, "exp", "run", "-S", "cgan.lr_g=0.0004")
     assert ran(out) == {"train_cgan", "synthesize"}
 
 
-def test_lr_experiment_reruns_training_only_and_diffs(repo):
+def test_lr_experiment_reruns_training_only_and_diffs(repo, dvc):
     out = dvc(repo, "exp", "run", "-S", "train.lr=5e-4")
     assert {"train_cnn", "train_resnet", "evaluate", "submit", "synthesize"} <= ran(out)
     assert not {"prepare", "extract_mels", "split", "augment", "train_cgan"} & ran(out)
