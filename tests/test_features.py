@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torchaudio
 
 from sonic.audio.layouts import Clip, discover
 from sonic.config import DataConfig, FeatureConfig, to_dict
@@ -81,6 +82,22 @@ def test_batching_and_module_agree(tiny_features: FeatureConfig) -> None:
     with torch.no_grad():
         module = LogMel(tiny_features)(torch.from_numpy(waves)).numpy()
     np.testing.assert_allclose(module, whole, atol=1e-4)
+
+
+def test_logmel_is_torchaudios_melspectrogram(tiny_features: FeatureConfig) -> None:
+    """LogMel writes torchaudio's transform out for speed; the power it takes the log of must be
+    the same, to 1e-3 dB (float32 rounding of |X|² computed two ways)."""
+    cfg = tiny_features
+    waves = torch.from_numpy(np.random.default_rng(2).uniform(-0.5, 0.5, (3, cfg.n_samples))
+                             .astype(np.float32))
+    reference = torchaudio.transforms.MelSpectrogram(
+        sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+        n_mels=cfg.n_mels, f_min=cfg.f_min, f_max=cfg.f_max, power=2.0, center=True,
+        pad_mode="constant", norm="slaney", mel_scale="slaney")(waves)
+    with torch.no_grad():
+        ours = LogMel(cfg)(waves)
+    np.testing.assert_allclose(ours.numpy(), power_to_db(reference, cfg.top_db).numpy(),
+                               atol=1e-3)
 
 
 def test_power_to_db_reference_and_floor() -> None:

@@ -17,7 +17,8 @@ Each measured part runs in its own child process (``--part``), so its peak RSS i
     librosa loop (``librosa.load`` + ``melspectrogram`` + ``power_to_db(ref=np.max)``), both on
     the same files and cores. The features config is ``params.yaml``'s with ``trim: false`` and
     ``duration`` set to the longest clip (5.0 s on ESC-50), so no clip is cropped and both paths
-    frame the same audio. Sonic zero-pads shorter clips to that duration; their frames past the
+    frame the same audio. Each path runs ``--repeats`` times (3), alternating, each run in a
+    fresh process; the median run counts, every run's time is kept. Sonic zero-pads shorter clips to that duration; their frames past the
     librosa output's own length are left out of the comparison, every other frame is compared.
 ``train.<model>``
     A full training step (forward, loss, backward, gradient clipping, AdamW step) at the
@@ -28,8 +29,9 @@ Each measured part runs in its own child process (``--part``), so its peak RSS i
     (eval mode) and the loss after the same steps on the same batch.
 ``dvc``
     Wall time of ``dvc repro`` from nothing, a no-op ``dvc repro`` and
-    ``dvc exp run -S train.lr=<lr / 2>`` in a temporary git copy of the repository (with
-    ``--data``, pointing at that data set), and which stages the experiment ran.
+    ``dvc exp run -S train.lr=<lr / 2>`` in a temporary git copy of the repository, and which
+    stages the experiment ran. Always the default pipeline on the generated demo set (with
+    ``--params``' values): ``--data`` applies to the parts above, never to the DVC copy.
 
 JSON written by ``--out`` (atomically)::
 
@@ -37,8 +39,8 @@ JSON written by ``--out`` (atomically)::
               python, platform, librosa, dvc, date
     data:     root, layout, generated_demo, clips, n_classes, limit
     features: the FeatureConfig used (trim false, duration = longest clip) and a note
-    extract:  clips, sonic_s, sonic_clips_per_s, librosa_s, librosa_clips_per_s, speedup
-              (sonic / librosa), max_abs_db_diff, mean_abs_db_diff, worst_clip, clips_compared,
+    extract:  clips, sonic_s, sonic_clips_per_s, sonic_runs_s, librosa_s, librosa_clips_per_s,
+              librosa_runs_s, speedup (sonic / librosa, medians), max_abs_db_diff, mean_abs_db_diff, worst_clip, clips_compared,
               clips_frame_mismatch, device, workers, note
     train:    {cnn, resnet}: input_shape, n_classes, parameters, warmup, steps,
               fp32_samples_per_s, fast_samples_per_s, speedup (fast / fp32), fast_precision,

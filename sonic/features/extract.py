@@ -1,6 +1,6 @@
 """``extract_mels``: decode every clip of a layout once, in parallel, into cached arrays.
 
-Workers write each clip's waveform and log-mel straight into memory-mapped ``.npy`` files
+Workers write each clip's waveform and log-mel straight into preallocated ``.npy`` files
 (rows in clip order), so nothing big crosses a process boundary and the arrays are never held
 in memory twice: for ESC-50 that is 0.9 GB of waveforms that would otherwise be pickled through
 pipes and stacked again.
@@ -8,6 +8,7 @@ pipes and stacked again.
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -43,27 +44,50 @@ def _logmel(cfg: FeatureConfig) -> LogMel:
     return LogMel(cfg)  # built once per process and config
 
 
-@functools.lru_cache(maxsize=4)
-def _rows(path: str) -> np.ndarray:
-    return np.load(path, mmap_mode="r+")  # opened once per process
+@dataclass(frozen=True)
+class _Rows:
+    """A ``.npy`` file of fixed-size float32 rows that any process fills by ``pwrite``.
+
+    Writing through the file rather than a shared memory map spares one page fault per 4 KiB
+    (0.5 ms of a 5 s clip's waveform), and nothing but the path crosses the process boundary.
+    """
+
+    path: str
+    offset: int  # bytes before row 0 (the .npy header)
+
+    @classmethod
+    def create(cls, path: Path, shape: tuple[int, ...]) -> _Rows:
+        array = np.lib.format.open_memmap(path, "w+", np.float32, shape)
+        rows = cls(str(path), array.offset)
+        del array  # sized on disk, header written
+        return rows
+
+    def write(self, i: int, row: np.ndarray) -> None:
+        data = np.ascontiguousarray(row, dtype=np.float32)
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            if os.pwrite(fd, data, self.offset + i * data.nbytes) != data.nbytes:
+                raise OSError(f"short write to {self.path} (is the disk full?)")
+        finally:
+            os.close(fd)
 
 
-def _decode(job: tuple[int, Clip, FeatureConfig, str, str | None]) -> BadFile | None:
+def _decode(job: tuple[int, Clip, FeatureConfig, _Rows, _Rows | None]) -> BadFile | None:
     """Decode clip ``i`` into row ``i`` of the waveform (and, on the CPU, log-mel) arrays.
 
     On the CPU each worker computes its clip's log-mel right after decoding it: one clip at a
     time stays in cache (1.2 ms/clip alone vs 2.2 ms/clip in batches of 64 for 5 s clips).
     """
-    i, clip, cfg, waves_path, mels_path = job
+    i, clip, cfg, waves, mels = job
     try:
         audio, sr = read_audio(clip.path)
     except BadAudioError as err:
         return BadFile(str(clip.path), err.reason)
     wave = prepare_waveform(audio, sr, cfg)
-    _rows(waves_path)[i] = wave
-    if mels_path is not None:
+    waves.write(i, wave)
+    if mels is not None:
         with torch.no_grad():
-            _rows(mels_path)[i] = _logmel(cfg)(torch.from_numpy(wave[None]))[0].numpy()
+            mels.write(i, _logmel(cfg)(torch.from_numpy(wave[None]))[0].numpy())
     return None
 
 
@@ -92,14 +116,11 @@ def extract(clips: list[Clip], cfg: FeatureConfig, on_bad_file: str = "skip",
         Path(out).mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".extract-", dir=out))
     try:
-        waves_path, mels_path = str(scratch / "waves.npy"), str(scratch / "mels.npy")
         n = len(clips)
-        np.lib.format.open_memmap(waves_path, "w+", np.float32, (n, cfg.n_samples)).flush()
-        if on_cpu:
-            np.lib.format.open_memmap(mels_path, "w+", np.float32,
-                                      (n, cfg.n_mels, cfg.n_frames)).flush()
-        jobs = [(i, clip, cfg, waves_path, mels_path if on_cpu else None)
-                for i, clip in enumerate(clips)]
+        waves_path, mels_path = scratch / "waves.npy", scratch / "mels.npy"
+        waves_rows = _Rows.create(waves_path, (n, cfg.n_samples))
+        mels_rows = _Rows.create(mels_path, (n, cfg.n_mels, cfg.n_frames)) if on_cpu else None
+        jobs = [(i, clip, cfg, waves_rows, mels_rows) for i, clip in enumerate(clips)]
         keep, bad = [], []
         for i, result in enumerate(_run(jobs, cfg.workers)):
             if result is None:

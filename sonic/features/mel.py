@@ -6,6 +6,8 @@ centred STFT with zero padding) followed by ``librosa.power_to_db(S, ref=np.max,
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import soxr
 import torch
@@ -72,19 +74,44 @@ def power_to_db(power: torch.Tensor, top_db: float | None) -> torch.Tensor:
 
 
 class LogMel(nn.Module):
-    """Waveforms (B, samples) → log-mel spectrograms in dB (B, n_mels, n_frames), each in [-top_db, 0]."""
+    """Waveforms (B, samples) → log-mel spectrograms in dB (B, n_mels, n_frames), each in [-top_db, 0].
+
+    The same maths as ``torchaudio.transforms.MelSpectrogram(power=2, norm="slaney",
+    mel_scale="slaney")`` (its filterbank, ``torch.stft`` with a periodic Hann window), written
+    out so that the power is ``re² + im²`` rather than ``abs()`` squared and the filterbank is
+    applied as a sparse matrix: 0.6 ms instead of 2.0-2.5 ms for one 5 s clip on one CPU core, the
+    largest single cost of ``extract_mels``. ``tests/test_features.py`` checks it against both
+    torchaudio's transform and librosa.
+    """
 
     def __init__(self, cfg: FeatureConfig):
         super().__init__()
-        self.top_db = cfg.top_db
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
-            n_mels=cfg.n_mels, f_min=cfg.f_min, f_max=cfg.f_max, power=2.0, center=True,
-            pad_mode="constant", norm="slaney", mel_scale="slaney",
-        )
+        self.n_fft, self.hop_length, self.top_db = cfg.n_fft, cfg.hop_length, cfg.top_db
+        f_max = cfg.f_max if cfg.f_max is not None else float(cfg.sample_rate // 2)
+        filters = torchaudio.functional.melscale_fbanks(
+            cfg.n_fft // 2 + 1, cfg.f_min, f_max, cfg.n_mels, cfg.sample_rate,
+            norm="slaney", mel_scale="slaney")  # (n_freqs, n_mels)
+        self.register_buffer("filters", filters.T.contiguous(), persistent=False)
+        self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": mm is all we use
+            warnings.simplefilter("ignore", UserWarning)
+            self._sparse_filters = self.filters.to_sparse_csr()
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
-        return power_to_db(self.mel(waves), self.top_db)  # (B, n_mels, T)
+        spec = torch.stft(waves, self.n_fft, self.hop_length, window=self.window, center=True,
+                          pad_mode="constant", return_complex=True)  # (B, n_freqs, T)
+        power = spec.real.square() + spec.imag.square()
+        return power_to_db(self._to_mel(power), self.top_db)  # (B, n_mels, T)
+
+    def _to_mel(self, power: torch.Tensor) -> torch.Tensor:
+        if power.device.type != "cpu":
+            return self.filters @ power
+        # Each band spans a few neighbouring bins (1,008 of the default 65,664 weights are
+        # non-zero), so on the CPU a sparse product costs a third of the dense one.
+        batch, n_freqs, frames = power.shape
+        mel = torch.sparse.mm(self._sparse_filters,
+                              power.transpose(0, 1).reshape(n_freqs, batch * frames))
+        return mel.reshape(-1, batch, frames).transpose(0, 1)
 
 
 @torch.no_grad()
