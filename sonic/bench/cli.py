@@ -151,6 +151,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         runs: dict[str, list[dict]] = {"extract": [], "librosa": []}
         for _ in range(args.repeats):  # alternating, so a slow spell of the machine hits both
             for part, results in runs.items():
+                os.sync()  # the last run's outputs reach the disk now, not during this run
                 results.append(child(part, args, data, layout, work))
         ours, ref = (_median_run(runs[part]) for part in ("extract", "librosa"))
         diff = compare(np.load(work / "extract.npy", mmap_mode="r"), ours.pop("paths"),
