@@ -19,8 +19,9 @@ Each measured part runs in its own child process (``--part``), so its peak RSS i
     ``duration`` set to the longest clip (5.0 s on ESC-50), so no clip is cropped and both paths
     frame the same audio. Each path runs ``--repeats`` times (3), alternating, each run in a
     fresh process after an ``os.sync()`` (so writing back one run's 1.1 GB of arrays never lands
-    in the next run's time); the median run counts, every run's time is kept. Sonic zero-pads shorter clips to that duration; their frames past the
-    librosa output's own length are left out of the comparison, every other frame is compared.
+    in the next run's time); the median run counts, every run's time is kept. Sonic zero-pads
+    shorter clips to that duration; their frames past the librosa output's own length are left
+    out of the comparison, every other frame is compared.
 ``train.<model>``
     A full training step (forward, loss, backward, gradient clipping, AdamW step) at the
     model's default size on a fixed batch shaped like the features, fp32 contiguous against
