@@ -59,8 +59,8 @@ def test_bench_cli_writes_the_report(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, "-m", "sonic.bench", "--out", str(out), "--skip-dvc",
-                           "--limit", "6", "--repeats", "2", "--steps", "2", "--warmup", "1", "--threads", "1",
-                           "--params", str(tmp_path / "params.yaml")],
+                           "--limit", "6", "--repeats", "2", "--steps", "2", "--warmup", "1",
+                           "--threads", "1", "--params", str(tmp_path / "params.yaml")],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "extract" in proc.stdout and "train cnn" in proc.stdout  # the table

@@ -42,8 +42,9 @@ JSON written by ``--out`` (atomically)::
     data:     root, layout, generated_demo, clips, n_classes, limit
     features: the FeatureConfig used (trim false, duration = longest clip) and a note
     extract:  clips, sonic_s, sonic_clips_per_s, sonic_runs_s, librosa_s, librosa_clips_per_s,
-              librosa_runs_s, speedup (sonic / librosa, medians), max_abs_db_diff, mean_abs_db_diff, worst_clip, clips_compared,
-              clips_frame_mismatch, device, workers, note
+              librosa_runs_s, speedup (sonic / librosa, medians), max_abs_db_diff,
+              mean_abs_db_diff, worst_clip, clips_compared, clips_frame_mismatch, device,
+              workers, note
     train:    {cnn, resnet}: input_shape, n_classes, parameters, warmup, steps,
               fp32_samples_per_s, fast_samples_per_s, speedup (fast / fp32), fast_precision,
               fast_channels_last, logits_max_abs_diff, logits_max_abs, argmax_agreement,
