@@ -1,0 +1,46 @@
+"""The committed ``dvc.lock`` (and so the committed metrics and plots) matches the committed code.
+
+Editing a stage's script, a ``sonic`` module it imports or its params without re-running the
+pipeline leaves ``dvc.lock`` describing code that no longer exists: the metrics in the README
+would then come from another program. ``dvc status`` tells; this test reads it for the files and
+params git tracks (a fresh clone has no data outputs, which ``dvc status`` reports as deleted or
+not in cache, and that is fine).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TRACKED = ("sonic/", "stages/", "params.yaml")
+
+
+def _uncommitted() -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--", *TRACKED], cwd=REPO,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_lock_matches_the_committed_code_and_params() -> None:
+    if _uncommitted():
+        pytest.skip("sonic/, stages/ or params.yaml has uncommitted edits: the lock is checked "
+                    "against committed code only")
+    proc = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    stale = {}
+    for stage, changes in json.loads(proc.stdout or "{}").items():
+        for change in changes:
+            if not isinstance(change, dict):
+                continue
+            code = [path for path, state in change.get("changed deps", {}).items()
+                    if path.startswith(TRACKED) and state == "modified"]
+            params = change.get("changed params", {})
+            if code or params:
+                stale[stage] = {"code": code, "params": params}
+    assert not stale, (f"dvc.lock is out of date for {stale}: run `dvc repro` (or `dvc commit "
+                       "STAGE` for a change that cannot alter outputs) and commit dvc.lock, "
+                       "metrics/ and plots/")
