@@ -6,7 +6,6 @@ whole data set take well under a second on one CPU core.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 import soundfile as sf
 import yaml
 
+from sonic.bench.dvc import commit, copy_repository
 from sonic.config import FeatureConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,29 +103,15 @@ def run_stage(script: str, *args: str | Path) -> subprocess.CompletedProcess:
                           cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
-def git_commit(root: Path, message: str) -> None:
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message],
-                   cwd=root, check=True)
-
-
 def copy_repo(root: Path, params_update: dict[str, dict]) -> Path:
     """A committed git repository at ``root`` holding the project's files (not its results)
     with ``params_update`` merged into params.yaml section by section."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                            cwd=REPO, capture_output=True, text=True, check=True).stdout
-    for name in listed.splitlines():
-        if name.startswith(("data/", "metrics/", "plots/")) or name == "dvc.lock":
-            continue
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
+    copy_repository(REPO, root)
     params = yaml.safe_load((root / "params.yaml").read_text())
     for section, values in params_update.items():
         params[section].update(values)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    git_commit(root, "tiny")
+    commit(root, "tiny params")
     return root
 
 
@@ -157,7 +143,8 @@ def module_runner() -> Callable[..., str]:
 
 @pytest.fixture(scope="session")
 def committer() -> Callable[[Path, str], None]:
-    return git_commit
+    return commit
+
 
 @pytest.fixture
 def clip_writer() -> Callable[..., Path]:
