@@ -17,7 +17,6 @@ import soundfile as sf
 from sonic.cv import aggregate, collect, main, select, to_markdown
 
 
-
 def rev_data(rev: str, timestamp: str, fold: int, lr: float, scores: dict | None) -> dict:
     """The ``data`` of one row as DVC 3.67 writes it, trimmed to a few params and
     metrics/evaluate.json (the recording also had deps, outs and the other metrics files)."""
