@@ -31,21 +31,28 @@ def resample(wave: np.ndarray, sr: int, target: int) -> np.ndarray:
     return soxr.resample(wave, sr, target, quality="HQ").astype(np.float32, copy=False)
 
 
-def trim_silence(wave: np.ndarray, top_db: float, frame: int = 2048, hop: int = 512) -> np.ndarray:
-    """Cut leading and trailing frames quieter than ``top_db`` below the loudest frame (RMS).
+def trim_bounds(wave: np.ndarray, top_db: float, frame: int = 2048,
+                hop: int = 512) -> tuple[int, int]:
+    """``(start, stop)`` samples of ``wave`` left after cutting leading and trailing frames
+    quieter than ``top_db`` below the loudest frame (RMS).
 
-    Same rule as ``librosa.effects.trim``; a clip with no frame above the threshold is kept whole.
+    Same rule as ``librosa.effects.trim``; a clip with no frame above the threshold, or shorter
+    than one frame, is kept whole.
     """
     if len(wave) < frame:
-        return wave
+        return 0, len(wave)
     padded = np.pad(wave, frame // 2)
     frames = np.lib.stride_tricks.sliding_window_view(padded, frame)[::hop]
     rms_db = 10 * np.log10(np.maximum(np.mean(frames.astype(np.float64) ** 2, axis=1), AMIN))
     loud = np.flatnonzero(rms_db > rms_db.max() - top_db)
     if len(loud) == 0:
-        return wave
-    start = loud[0] * hop
-    stop = min(len(wave), (loud[-1] + 1) * hop)
+        return 0, len(wave)
+    return int(loud[0] * hop), int(min(len(wave), (loud[-1] + 1) * hop))
+
+
+def trim_silence(wave: np.ndarray, top_db: float, frame: int = 2048, hop: int = 512) -> np.ndarray:
+    """``wave`` cut to :func:`trim_bounds`: leading and trailing silence removed."""
+    start, stop = trim_bounds(wave, top_db, frame, hop)
     return wave[start:stop]
 
 
