@@ -53,7 +53,7 @@ def trim_bounds(wave: np.ndarray, top_db: float, frame: int = 2048,
 def trim_silence(wave: np.ndarray, top_db: float, frame: int = 2048, hop: int = 512) -> np.ndarray:
     """``wave`` cut to :func:`trim_bounds`: leading and trailing silence removed."""
     start, stop = trim_bounds(wave, top_db, frame, hop)
-    return wave[start:stop]
+    return wave if (start, stop) == (0, len(wave)) else wave[start:stop]
 
 
 def fix_length(wave: np.ndarray, n_samples: int) -> np.ndarray:
