@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
@@ -18,7 +19,7 @@ import soundfile as sf
 import yaml
 
 from sonic.bench.dvc import commit, copy_repository
-from sonic.config import FeatureConfig
+from sonic.config import CGANConfig, CNNConfig, DataConfig, FeatureConfig, ResNetConfig, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 RATES = (8000, 16000, 22050)  # Hz, the file rates the tiny sets cycle through
@@ -182,3 +183,64 @@ def tiny_features() -> FeatureConfig:
 def folder_set(tmp_path: Path) -> Path:
     """A three-class folder-layout set (9 train clips, 2 answered test clips)."""
     return write_folder_set(tmp_path / "data")
+
+
+# ------------------------------------------------------------------------ small trained models
+TRAINED_FEATURES = FeatureConfig(sample_rate=8000, duration=0.5, n_fft=256, hop_length=128,
+                                 n_mels=32, workers=1, batch_size=8)
+TRAINED_MODELS = {"cnn": CNNConfig(widths=(8, 16), fc=(32,), pool=(2, 2), dropout=0.1,
+                                   fc_dropout=0.1),
+                  "resnet": ResNetConfig(blocks=(1, 1), widths=(8, 16), dropout=0.1)}
+
+
+def train_small_models(root: Path) -> SimpleNamespace:
+    """Train a tiny CNN, ResNet and cGAN on ``write_folder_set`` tones (low / mid / high), the
+    real code path end to end: files → ``extract`` → ``fit`` → checkpoints in ``root/models``.
+
+    Every third clip is held out for validation. Returns the paths, the features config, and
+    the validation clips (files, dB rows, label indices).
+    """
+    import torch
+
+    from sonic.audio.layouts import discover
+    from sonic.features.extract import extract
+    from sonic.generation.trainer import checkpoint, make_state, train_cgan
+    from sonic.models import build_model
+    from sonic.training.checkpoint import save_checkpoint
+    from sonic.training.loop import fit, to_inputs
+
+    data = write_folder_set(root / "data", per_class=9, n_test=0)
+    clips, _ = discover(DataConfig(layout="folder", root=str(data)))
+    feats = extract(clips, TRAINED_FEATURES)
+    classes = sorted(set(feats.index["label"]))
+    y = feats.index["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    val = np.arange(len(y)) % 3 == 0
+    db = np.asarray(feats.mels)
+    mean, std = float(db[~val].mean()), float(db[~val].std())
+    cfg = TrainConfig(device="cpu", precision="fp32", epochs=12, batch_size=6, lr=3e-3,
+                      mixup_prob=0.0, freq_mask_width=4, time_mask_width=4, patience=12)
+    models = root / "models"
+    for name, model_cfg in TRAINED_MODELS.items():
+        torch.manual_seed(0)
+        model = build_model(name, model_cfg, len(classes))
+        fit(model, to_inputs(db[~val], mean, std), torch.tensor(y[~val]),
+            to_inputs(db[val], mean, std), torch.tensor(y[val]), cfg, torch.device("cpu"),
+            lambda m, epoch, metrics, name=name: save_checkpoint(
+                models / f"{name}.pt", name, m, classes, TRAINED_FEATURES, mean, std, **metrics),
+            desc=name)
+    gan_cfg = CGANConfig(z_dim=8, embed_dim=4, g_width=16, d_width=4, epochs=2, batch_size=6)
+    lo, hi = (-TRAINED_FEATURES.top_db - mean) / std, -mean / std
+    state = make_state(gan_cfg, len(classes), TRAINED_FEATURES.n_mels, TRAINED_FEATURES.n_frames,
+                       lo, hi)
+    train_cgan(state, (db[~val, None] - mean) / std, y[~val], gan_cfg)
+    torch.save(checkpoint(state, gan_cfg) | {"classes": classes, "mean": mean, "std": std},
+               models / "cgan.pt")
+    return SimpleNamespace(root=root, data=data, models=models, features=TRAINED_FEATURES,
+                           classes=classes, val_files=list(feats.index["source"][val]),
+                           val_db=db[val], val_labels=y[val])
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """Small real checkpoints (``cnn.pt``, ``resnet.pt``, ``cgan.pt``), trained once per session."""
+    return train_small_models(tmp_path_factory.mktemp("trained"))

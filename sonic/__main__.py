@@ -1,0 +1,3 @@
+from sonic.cli import main
+
+main()

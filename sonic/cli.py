@@ -1,0 +1,181 @@
+"""The ``sonic`` command: use what the pipeline trained.
+
+::
+
+    sonic predict PATH... [--model cnn|resnet|ensemble|FILE.pt] [--top-k K]
+                  [--format table|json|csv] [--window SECONDS] [--hop SECONDS]
+    sonic serve   [--host 127.0.0.1] [--port 8000] [--models ...] [--generator FILE]
+    sonic export  --format onnx [--model cnn|resnet|FILE.pt] --out FILE.onnx
+    sonic bench   ...   (python -m sonic.bench)
+    sonic cv      ...   (python -m sonic.cv)
+
+Exit status of ``predict``: 0 when every file was predicted, 1 when at least one file could not
+be (each is named on stderr and in the output with its reason; the others are still
+predicted), 2 when nothing could run (bad arguments, no model, no input files).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_UNUSABLE = 0, 1, 2
+
+
+def _default_model() -> str:
+    """``submit.model`` of ./params.yaml when run inside the project, else ``ensemble``."""
+    if Path("params.yaml").is_file():
+        from sonic.config import ConfigError, load_params
+
+        try:
+            return load_params("params.yaml").submit.model
+        except ConfigError:
+            pass
+    return "ensemble"
+
+
+def collect_files(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """Files named directly (whatever their suffix) and every audio file under named folders,
+    recursively, sorted; plus a warning for each folder without any."""
+    from sonic.audio.io import audio_extensions
+
+    suffixes, files, warnings = audio_extensions(), [], []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes
+                           and p.is_file())
+            if not found:
+                warnings.append(f"{path}: no audio files in this folder (looked for "
+                                f"{', '.join(sorted(suffixes)[:6])}, …)")
+            files += found
+        else:
+            files.append(path)  # a missing or unreadable file is reported by read_audio
+    return files, warnings
+
+
+def predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from sonic.inference.output import WRITERS
+    from sonic.inference.predictor import Predictor, UnknownModelError
+
+    files, warnings = collect_files(args.paths)
+    for warning in warnings:
+        print(f"sonic predict: {warning}", file=sys.stderr)
+    if not files:
+        print("sonic predict: no input files", file=sys.stderr)
+        return EXIT_UNUSABLE
+    try:
+        predictor = Predictor.load(args.model or _default_model(), args.models_dir,
+                                   batch_size=args.batch_size)
+        windowing = predictor.windowing(args.window, args.hop)
+    except (FileNotFoundError, UnknownModelError, ValueError) as err:
+        print(f"sonic predict: {err}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    progress = sys.stderr.isatty() and sys.stdout.isatty()  # no bar when the output is piped
+    writer = WRITERS[args.format](sys.stdout, args.top_k)
+    failed = 0
+    for result in predictor.predict_files(files, windowing=windowing, workers=args.workers,
+                                          progress=progress):
+        if not result.ok:
+            failed += 1
+            tqdm.write(f"sonic predict: {result.path}: {result.error}", file=sys.stderr)
+        writer.write(result)
+    writer.close()
+    if failed:
+        print(f"sonic predict: {failed} of {len(files)} files could not be predicted",
+              file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def serve(args: argparse.Namespace) -> int:
+    from sonic.serve.app import run
+
+    return run(args)
+
+
+def export(args: argparse.Namespace) -> int:
+    from sonic.inference.export import run
+
+    return run(args)
+
+
+def _positive(kind: type):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sonic", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("predict", help="classify audio files and folders",
+                       description="Classify audio files and folders (recursively) with a "
+                                   "trained model. Exit status: 0 all predicted, 1 some files "
+                                   "could not be, 2 nothing could run.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
+    p.add_argument("--model", help="cnn, resnet, ensemble or a checkpoint FILE.pt "
+                                   "(default: params.yaml's submit.model, else ensemble)")
+    p.add_argument("--models-dir", default="data/models", type=Path,
+                   help="where cnn.pt and resnet.pt are (default: data/models)")
+    p.add_argument("--top-k", type=_positive(int), default=3)
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument("--window", type=_positive(float),
+                   help="seconds per scored window (default: the checkpoint's clip duration)")
+    p.add_argument("--hop", type=_positive(float), help="seconds between windows (default: "
+                                                        "half the window)")
+    p.add_argument("--workers", type=int, default=2, help="decoding processes (default: 2)")
+    p.add_argument("--batch-size", type=_positive(int), default=64, help="windows per forward")
+    p.set_defaults(run=predict)
+
+    s = sub.add_parser("serve", help="HTTP API and the explorer page",
+                       description="Serve the JSON API and the explorer page (FastAPI + uvicorn).")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--models", nargs="+", default=["data/models/cnn.pt", "data/models/resnet.pt"],
+                   help="classifier checkpoints (default: the pipeline's cnn.pt and resnet.pt)")
+    s.add_argument("--generator", help="cGAN checkpoint (default: data/models/cgan.pt if "
+                                       "present; 'none' to serve without one)")
+    s.add_argument("--max-upload-mb", type=_positive(float), default=50.0,
+                   help="largest accepted upload in MB (default 50)")
+    s.set_defaults(run=serve)
+
+    e = sub.add_parser("export", help="export a classifier to ONNX",
+                       description="Export a trained classifier to ONNX (dynamic batch and "
+                                   "time axes; input: log-mel dB, outputs: logits, probs).")
+    e.add_argument("--format", choices=["onnx"], default="onnx")
+    e.add_argument("--model", default="cnn", help="cnn, resnet or a checkpoint FILE.pt")
+    e.add_argument("--models-dir", default="data/models", type=Path)
+    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--opset", type=int, default=18)
+    e.set_defaults(run=export)
+
+    sub.add_parser("bench", help="benchmarks (python -m sonic.bench --help)", add_help=False)
+    sub.add_parser("cv", help="cross-validation summary (python -m sonic.cv --help)",
+                   add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bench":
+        from sonic.bench.cli import main as bench
+
+        return bench(argv[1:])
+    if argv and argv[0] == "cv":
+        from sonic.cv import main as cv
+
+        return cv(argv[1:])
+    args = build_parser().parse_args(argv)
+    sys.exit(args.run(args))
+
+
+if __name__ == "__main__":
+    main()

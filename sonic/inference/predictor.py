@@ -1,0 +1,219 @@
+"""The one inference object behind ``sonic predict``, ``sonic serve`` and the page.
+
+:class:`Predictor` owns the loaded classifiers and does preprocess → forward → postprocess. The
+CLI and the HTTP routes both call it, so the two can never disagree about a file.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sonic.config import FeatureConfig
+from sonic.inference.windows import ClipWindows, Windowing, load_windows
+from sonic.runtime import worker_pool
+from sonic.training.checkpoint import Classifier, load_classifier
+
+ENSEMBLE = "ensemble"
+PIPELINE_MODELS = ("cnn", "resnet")  # data/models/<name>.pt, as dvc.yaml writes them
+
+
+class UnknownModelError(LookupError):
+    """A model name that is neither loaded nor ``ensemble``."""
+
+
+@dataclass
+class Prediction:
+    """The result for one file: clip-level probabilities and, per window, its own."""
+
+    path: str
+    model: str
+    classes: list[str]
+    probs: np.ndarray | None = None  # (C,) mean of the window probabilities
+    window_probs: np.ndarray | None = None  # (W, C)
+    starts: np.ndarray | None = None  # (W,) seconds
+    window: float = 0.0  # seconds
+    duration: float = 0.0  # seconds of the file
+    sample_rate: int = 0
+    channels: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def top(self, probs: np.ndarray, k: int) -> list[dict]:
+        order = np.argsort(-probs, kind="stable")[:k]
+        return [{"label": self.classes[i], "probability": round(float(probs[i]), 6)} for i in order]
+
+    def to_dict(self, top_k: int = 3) -> dict:
+        """The JSON structure shared by ``sonic predict --format json`` and ``POST /api/predict``."""
+        if not self.ok:
+            return {"file": self.path, "status": "error", "error": self.error, "model": self.model}
+        windows = [{"start_s": round(float(s), 3),
+                    "end_s": round(float(min(s + self.window, self.duration)), 3),
+                    "top": self.top(p, top_k)}
+                   for s, p in zip(self.starts, self.window_probs)]
+        return {"file": self.path, "status": "ok", "model": self.model,
+                "duration_s": round(self.duration, 3), "sample_rate": self.sample_rate,
+                "channels": self.channels, "window_s": self.window,
+                "top": self.top(self.probs, top_k), "windows": windows}
+
+
+@dataclass
+class Predictor:
+    """Loaded classifiers that share one class list and one feature config.
+
+    Parameters
+    ----------
+    classifiers : name → :class:`Classifier`, e.g. ``{"cnn": ..., "resnet": ...}``.
+    default : the model used when a call names none: a key of ``classifiers`` or ``"ensemble"``
+        (the mean of every loaded classifier's probabilities).
+    batch_size : windows per forward pass.
+    """
+
+    classifiers: dict[str, Classifier]
+    default: str = ENSEMBLE
+    batch_size: int = 64
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.classifiers:
+            raise ValueError("no classifier given")
+        first = next(iter(self.classifiers.values()))
+        for name, clf in self.classifiers.items():
+            if clf.classes != first.classes:
+                raise ValueError(f"{name} was trained on other classes than "
+                                 f"{next(iter(self.classifiers))}; they cannot be ensembled")
+            if clf.features != first.features:
+                raise ValueError(f"{name} was trained on other features than "
+                                 f"{next(iter(self.classifiers))}; load them separately")
+        self.default = self.resolve(self.default)
+
+    # ------------------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, model: str = ENSEMBLE, models_dir: str | Path = "data/models",
+             device: torch.device | str = "cpu", batch_size: int = 64) -> Predictor:
+        """Load ``cnn``, ``resnet`` or ``ensemble`` from ``models_dir`` (the pipeline's
+        ``data/models``), or any checkpoint file by its path.
+
+        Raises ``FileNotFoundError`` naming the missing checkpoint and how to make it.
+        """
+        if model.endswith(".pt") or Path(model).is_file():
+            path = Path(model)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such checkpoint file")
+            return cls({path.stem: load_classifier(path, device)}, path.stem, batch_size)
+        names = PIPELINE_MODELS if model == ENSEMBLE else (model,)
+        if model != ENSEMBLE and model not in PIPELINE_MODELS:
+            raise UnknownModelError(f"unknown model {model!r}: use cnn, resnet, ensemble or the "
+                                    "path of a checkpoint (.pt)")
+        found = {n: Path(models_dir) / f"{n}.pt" for n in names}
+        missing = [str(p) for p in found.values() if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"{', '.join(missing)}: no checkpoint; run `dvc repro` to "
+                                    "train the models, or pass --model FILE.pt")
+        return cls({n: load_classifier(p, device) for n, p in found.items()}, model, batch_size)
+
+    @property
+    def classes(self) -> list[str]:
+        return next(iter(self.classifiers.values())).classes
+
+    @property
+    def features(self) -> FeatureConfig:
+        return next(iter(self.classifiers.values())).features
+
+    @property
+    def models(self) -> list[str]:
+        """Every name a call may use: the loaded classifiers, then ``ensemble`` if two or more."""
+        return [*self.classifiers, *([ENSEMBLE] if len(self.classifiers) > 1 else [])]
+
+    def resolve(self, model: str | None) -> str:
+        model = self.default if model is None else model
+        if model not in self.models:
+            raise UnknownModelError(f"unknown model {model!r}; loaded: {', '.join(self.models)}")
+        return model
+
+    # ------------------------------------------------------------------------------ scoring
+    def window_probs(self, mels: np.ndarray, model: str | None = None) -> np.ndarray:
+        """(W, n_mels, T) dB → (W, C) probabilities of ``model`` (the ensemble: their mean)."""
+        model = self.resolve(model)
+        names = list(self.classifiers) if model == ENSEMBLE else [model]
+        with self._lock, torch.inference_mode():  # one forward at a time: each uses every core
+            probs = [self.classifiers[n].predict(mels, self.batch_size)["probs"] for n in names]
+        return np.mean(probs, axis=0)
+
+    def _result(self, clip: ClipWindows, model: str, windowing: Windowing,
+                probs: np.ndarray | None = None) -> Prediction:
+        result = Prediction(clip.path, model, self.classes, error=clip.error)
+        if clip.error is not None:
+            return result
+        probs = self.window_probs(clip.mels, model) if probs is None else probs
+        result.window_probs, result.probs, result.starts = probs, probs.mean(axis=0), clip.starts
+        result.window, result.duration = windowing.window, clip.duration
+        result.sample_rate, result.channels = clip.sample_rate, clip.channels
+        return result
+
+    def windowing(self, window: float | None = None, hop: float | None = None) -> Windowing:
+        return Windowing.default(self.features, window, hop)
+
+    def predict_file(self, path: str | Path, model: str | None = None,
+                     windowing: Windowing | None = None) -> Prediction:
+        """Score one file; an unusable file gives a :class:`Prediction` with ``error`` set."""
+        model, windowing = self.resolve(model), windowing or self.windowing()
+        return self._result(load_windows(path, self.features, windowing), model, windowing)
+
+    def predict_files(self, paths: Iterable[str | Path], model: str | None = None,
+                      windowing: Windowing | None = None, workers: int = 2,
+                      progress: bool = False) -> Iterator[Prediction]:
+        """Score many files, in order: decoding on ``workers`` processes, the windows of
+        consecutive files batched into shared forward passes."""
+        model, windowing = self.resolve(model), windowing or self.windowing()
+        paths = [str(p) for p in paths]
+        pending: list[ClipWindows] = []
+
+        def flush() -> Iterator[Prediction]:
+            good = [c for c in pending if c.error is None]
+            probs = self.window_probs(np.concatenate([c.mels for c in good]), model) if good else None
+            bounds = np.cumsum([0] + [len(c.mels) for c in good])
+            slices = {id(c): probs[a:b] for c, a, b in zip(good, bounds[:-1], bounds[1:])}
+            for clip in pending:
+                yield self._result(clip, model, windowing, slices.get(id(clip)))
+            pending.clear()
+
+        n_windows = 0
+        bar = tqdm(total=len(paths), desc="predict", unit="file", disable=not progress)
+        with bar, _decoder(workers) as decode:
+            for clip in decode(_load, [(p, self.features, windowing) for p in paths]):
+                pending.append(clip)
+                n_windows += 0 if clip.mels is None else len(clip.mels)
+                if n_windows >= self.batch_size:
+                    yield from flush()
+                    n_windows = 0
+                bar.update()
+            yield from flush()
+
+
+def _load(job: tuple[str, FeatureConfig, Windowing]) -> ClipWindows:
+    return load_windows(*job)
+
+
+class _decoder:
+    """``map`` in this process (one worker) or ordered ``imap`` over a forked pool."""
+
+    def __init__(self, workers: int):
+        self.pool = worker_pool(workers) if workers > 1 else None
+
+    def __enter__(self):
+        if self.pool is None:
+            return map
+        return lambda fn, jobs: self.pool.imap(fn, jobs, chunksize=2)
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
