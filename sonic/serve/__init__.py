@@ -1,0 +1,1 @@
+"""``sonic serve``: the HTTP API (``app``), its upload limit (``limits``) and the page (``static/``)."""

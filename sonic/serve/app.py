@@ -1,0 +1,225 @@
+"""``sonic serve``: the JSON API and the explorer page, one FastAPI app over one :class:`Predictor`.
+
+Routes are thin — parse, call the predictor or generator, serialise — and every error is a typed
+exception mapped to an HTTP status in :data:`ERRORS`, so the server answers every request and
+never dies on one. Uploads are written to a fresh temporary folder under a fixed name: nothing
+in a request (file name, model name) is ever used as a path. The page and the API
+documentation are served from local files; nothing comes from a CDN.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import dataclasses
+import secrets
+import shutil
+import tempfile
+import threading
+from pathlib import Path, PurePath
+from typing import Annotated, Iterator
+
+from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, Field
+
+from sonic.audio.io import BadAudioError, audio_extensions, read_audio
+from sonic.features.mel import to_mono
+from sonic.inference.generate import SoundGenerator, UnknownClassError
+from sonic.inference.inspect import envelope, feature_maps, feature_layers, mel_image
+from sonic.inference.predictor import ENSEMBLE, Predictor, UnknownModelError
+from sonic.inference.windows import windows_of
+from sonic.training.checkpoint import load_classifier
+
+STATIC = Path(__file__).parent / "static"
+MAX_GENERATE = 8  # clips per generate request
+
+
+class NoGeneratorError(RuntimeError):
+    """The server was started without a cGAN checkpoint."""
+
+
+ERRORS: dict[type[Exception], int] = {
+    BadAudioError: 422, UnknownModelError: 404, UnknownClassError: 404, NoGeneratorError: 503,
+}
+
+
+class GenerateRequest(BaseModel):
+    label: str = Field(description="class to generate", examples=["siren"])
+    n: int = Field(1, ge=1, le=MAX_GENERATE, description="number of clips")
+    seed: int | None = Field(None, ge=0, description="same seed, same clips (default: random)")
+
+
+def display_name(upload: UploadFile) -> str:
+    """The client's file name for messages only (never a path): its last part, shortened."""
+    return PurePath(upload.filename or "upload").name[:200] or "upload"
+
+
+@contextlib.contextmanager
+def saved_upload(upload: UploadFile) -> Iterator[Path]:
+    """The upload in a fresh temporary folder as ``upload<suffix>`` (the suffix only if it is a
+    known audio one); the folder is removed afterwards."""
+    suffix = PurePath(upload.filename or "").suffix.lower()
+    suffix = suffix if suffix in audio_extensions() else ""
+    with tempfile.TemporaryDirectory(prefix="sonic-upload-") as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        with open(path, "wb") as out:
+            shutil.copyfileobj(upload.file, out, 1 << 20)
+        yield path
+
+
+def upload_error(upload: UploadFile, path: Path, reason: str) -> BadAudioError:
+    """The error for an unusable upload, naming the client's file, never the temporary path."""
+    return BadAudioError(display_name(upload), reason.replace(str(path), display_name(upload)))
+
+
+def decode_upload(upload: UploadFile):
+    """(audio (channels, samples), sample rate) of an upload, or BadAudioError naming it."""
+    with saved_upload(upload) as path:
+        try:
+            return read_audio(path)
+        except BadAudioError as err:
+            raise upload_error(upload, path, err.reason) from None
+
+
+def describe_models(predictor: Predictor) -> list[dict]:
+    models = []
+    for name, clf in predictor.classifiers.items():
+        meta = {k: v for k, v in clf.meta.items() if isinstance(v, (int, float))}
+        models.append({"name": name, "architecture": type(clf.model).__name__,
+                       "parameters": sum(p.numel() for p in clf.model.parameters()),
+                       "layers": [n for n, _ in feature_layers(clf.model)], "metrics": meta})
+    if ENSEMBLE in predictor.models:
+        models.append({"name": ENSEMBLE, "architecture": "mean of " + ", ".join(
+            predictor.classifiers), "parameters": sum(m["parameters"] for m in models),
+            "layers": [], "metrics": {}})
+    return models
+
+
+def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
+               max_upload_bytes: int = 50_000_000) -> FastAPI:
+    """The ASGI app: ``/`` (the page), ``/api/*`` (JSON), ``/docs`` (OpenAPI, served locally)."""
+    from sonic.serve.limits import BodyLimit
+
+    app = FastAPIOffline(title="Sonic", version="0.1.0", redoc_url=None,
+                         description="Classify environmental sounds and generate new ones with "
+                                     "the models the Sonic pipeline trained.")
+    app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
+    gen_lock = threading.Lock()
+
+    for error, status in ERRORS.items():
+        app.add_exception_handler(error, lambda _r, exc, status=status: JSONResponse(
+            {"detail": str(exc)}, status_code=status))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/api/models", summary="Loaded models, classes, features and limits")
+    def models() -> dict:
+        return {"default": predictor.default, "models": describe_models(predictor),
+                "classes": predictor.classes, "features": dataclasses.asdict(predictor.features),
+                "window_s": predictor.features.duration, "max_upload_bytes": max_upload_bytes,
+                "generator": {"loaded": generator is not None,
+                              "classes": generator.classes if generator else []}}
+
+    @app.post("/api/predict", summary="Classify an uploaded audio file",
+              description="The same result as `sonic predict --format json` for one file: "
+                          "clip-level top-k (mean of the window probabilities) and per window.")
+    def predict(file: Annotated[UploadFile, File(description="audio file (WAV, FLAC, OGG, …)")],
+                model: str | None = None,
+                top_k: Annotated[int, Query(ge=1, le=100)] = 3,
+                window: Annotated[float | None, Query(gt=0, le=600)] = None,
+                hop: Annotated[float | None, Query(gt=0, le=600)] = None) -> dict:
+        model = predictor.resolve(model)
+        with saved_upload(file) as path:
+            result = predictor.predict_file(path, model, predictor.windowing(window, hop))
+            if not result.ok:
+                raise upload_error(file, path, result.error)
+        result.path = display_name(file)
+        return result.to_dict(min(top_k, len(predictor.classes)))
+
+    @app.post("/api/inspect", summary="Waveform, model input and feature maps of one window")
+    def inspect(file: Annotated[UploadFile, File(description="audio file")],
+                model: str | None = None,
+                window_index: Annotated[int, Query(ge=0)] = 0,
+                channels: Annotated[int, Query(ge=1, le=64)] = 8,
+                window: Annotated[float | None, Query(gt=0, le=600)] = None,
+                hop: Annotated[float | None, Query(gt=0, le=600)] = None) -> dict:
+        name = next(iter(predictor.classifiers)) if model in (None, ENSEMBLE) else model
+        if name not in predictor.classifiers:
+            raise UnknownModelError(f"unknown model {name!r} for feature maps; loaded: "
+                                    f"{', '.join(predictor.classifiers)}")
+        audio, sr = decode_upload(file)
+        windowing = predictor.windowing(window, hop)
+        mels, starts = windows_of(audio, sr, predictor.features, windowing)
+        index = min(window_index, len(mels) - 1)
+        clf = predictor.classifiers[name]
+        with predictor._lock:
+            layers = feature_maps(clf, mels[index], channels)
+        duration = audio.shape[1] / sr
+        return {"file": display_name(file), "model": name, "duration_s": round(duration, 3),
+                "sample_rate": sr, "n_windows": len(mels),
+                "window": {"index": index, "start_s": round(float(starts[index]), 3),
+                           "end_s": round(float(min(starts[index] + windowing.window,
+                                                    duration)), 3)},
+                "waveform": envelope(to_mono(audio)),
+                "mel": mel_image(mels[index], predictor.features.top_db), "layers": layers}
+
+    @app.post("/api/generate", summary="New clips of a class from the cGAN (WAV + log-mel)")
+    def generate(request: GenerateRequest) -> dict:
+        if generator is None:
+            raise NoGeneratorError("no generator loaded: start `sonic serve --generator "
+                                   "data/models/cgan.pt` (made by `dvc repro`)")
+        seed = secrets.randbelow(2**31) if request.seed is None else request.seed
+        with gen_lock:
+            samples = generator.sample(request.label, request.n, seed)
+        rate = generator.features.sample_rate
+        return {"label": request.label, "seed": seed, "sample_rate": rate,
+                "clips": [{"wav_base64": base64.b64encode(s.wav_bytes(rate)).decode(),
+                           "duration_s": round(len(s.wave) / rate, 3),
+                           "mel": mel_image(s.db, generator.features.top_db)} for s in samples]}
+
+    return app
+
+
+def load(models: list[str], generator: str | None, device: str = "cpu"
+         ) -> tuple[Predictor, SoundGenerator | None]:
+    """Classifier checkpoints (named by file stem) and the cGAN, if any.
+
+    ``generator=None`` takes ``cgan.pt`` beside the first checkpoint when it exists; ``"none"``
+    serves without one.
+    """
+    classifiers = {Path(p).stem: load_classifier(p, device) for p in models}
+    predictor = Predictor(classifiers, ENSEMBLE if len(classifiers) > 1 else next(iter(classifiers)))
+    if generator is None:
+        beside = Path(models[0]).parent / "cgan.pt"
+        generator = str(beside) if beside.is_file() else "none"
+    gen = None if generator == "none" else SoundGenerator(generator, predictor.features)
+    return predictor, gen
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    import uvicorn
+
+    try:
+        predictor, gen = load(args.models, args.generator)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"sonic serve: {err}", file=sys.stderr)
+        return 2
+    app = create_app(predictor, gen, int(args.max_upload_mb * 1e6))
+    print(f"sonic serve: {', '.join(predictor.models)}; generator "
+          f"{'loaded' if gen else 'none'}; http://{args.host}:{args.port}/ (API docs at /docs)",
+          file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
