@@ -88,3 +88,22 @@ def test_bench_cli_writes_the_report(tmp_path: Path) -> None:
     for part in ("extract_sonic", "extract_librosa"):
         assert report["memory"][part]["peak_rss_mib"] > 0
     assert report["dvc"] == {"skipped": True}
+
+
+def test_inference_benchmark_end_to_end(trained, tmp_path: Path) -> None:
+    """``--inference`` on the session's small models and their 27 training clips, with a bounded
+    load (2 clients × 3 requests): every clip predicted, no request failed, figures present."""
+    out = tmp_path / "inference.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sonic.bench", "--inference", "--models", str(trained.models),
+         "--data", str(trained.data), "--layout", "folder", "--requests", "3", "--clients", "2",
+         "--seconds", "60", "--out", str(out)], cwd=REPO, capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    predict, serve = report["predict"], report["serve"]
+    assert predict["clips"] == predict["predicted"] == 27 and predict["windows"] >= 27
+    assert predict["max_top_probability_diff"] < 1e-5  # batched CLI = one file at a time
+    assert serve["concurrent"]["requests"] == 6 and serve["concurrent"]["errors"] == 0
+    assert 0 < serve["predict_p50_ms"] <= serve["predict_p95_ms"]
+    assert "sonic predict (ensemble): 27 clips" in proc.stdout

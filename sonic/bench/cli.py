@@ -46,6 +46,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int,
                         help="OMP/MKL/OpenBLAS threads of every part and DVC stage "
                              "(default: the libraries' own)")
+    inference = parser.add_argument_group(
+        "inference", "--inference measures trained models instead (sonic/bench/inference.py)")
+    inference.add_argument("--inference", action="store_true",
+                           help="sonic predict throughput and sonic serve latency / load")
+    inference.add_argument("--models", type=Path, default=REPO / "data/models",
+                           help="folder with cnn.pt and resnet.pt (default: data/models)")
+    inference.add_argument("--model", default="ensemble", help="model for sonic predict")
+    inference.add_argument("--requests", type=int, default=50,
+                           help="sequential requests per route; per client under load")
+    inference.add_argument("--clients", type=int, default=4, help="concurrent clients")
+    inference.add_argument("--seconds", type=float, default=120.0,
+                           help="time bound of the concurrent load")
     parser.add_argument("--part", help=argparse.SUPPRESS)  # extract | librosa | train:<model>
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -224,6 +236,40 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def inference_report(args: argparse.Namespace, params: Params) -> dict[str, Any]:
+    """``--inference``: the clips of ``--data`` (or a generated demo set) through the trained
+    models in ``--models``, by ``sonic predict`` and ``sonic serve``."""
+    from sonic.audio.layouts import discover
+    from sonic.bench.inference import bench_inference
+    from sonic.config import DataConfig
+
+    with tempfile.TemporaryDirectory(prefix="sonic-bench-") as tmp:
+        data, layout, generated = resolve_data(args, Path(tmp))
+        clips, _ = discover(DataConfig(layout=layout, root=str(data)))
+        files = [c.path for c in clips][:args.limit] if args.limit else [c.path for c in clips]
+        figures = bench_inference(args.models, files, args.model, args.requests, args.clients,
+                                  args.seconds)
+    return {"machine": machine_info(params),
+            "data": {"root": None if generated else str(data), "layout": layout,
+                     "generated_demo": generated, "clips": len(files)}, **figures}
+
+
+def format_inference(report: dict[str, Any]) -> str:
+    m, p, s = report["machine"], report["predict"], report["serve"]
+    c = s["concurrent"]
+    return "\n".join([
+        f"Sonic inference benchmark, {m['date']}: {m['device_name']} ({m['device']}), "
+        f"{m['cores_usable']}/{m['cores']} cores, torch {m['torch']}",
+        f"sonic predict ({p['model']}): {p['clips']} clips, {p['windows']} windows in "
+        f"{p['cli_s']:.1f} s = {p['cli_clips_per_s']:.1f} clips/s; per-file loop "
+        f"{p['per_file_loop_clips_per_s']:.1f} clips/s ({p['speedup']:.2f}x)",
+        f"POST /api/predict, {s['clip_s']:.1f} s clip: p50 {s['predict_p50_ms']:.0f} ms, "
+        f"p95 {s['predict_p95_ms']:.0f} ms; /api/inspect p50 {s['inspect_p50_ms']:.0f} ms",
+        f"{c['clients']} clients: {c['requests']} requests in {c['seconds']:.1f} s = "
+        f"{c['requests_per_s']:.2f} req/s, {c['errors']} errors, p95 {c['latency_p95_ms']:.0f} ms; "
+        f"server RSS {s['rss_mib_before_load']:.0f} -> {s['rss_mib_after_load']:.0f} MiB"])
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.part:
@@ -232,6 +278,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.threads:  # before torch is imported; every part and DVC stage inherits it
         os.environ.update({var: str(args.threads) for var in THREAD_VARS})
     params = load_params(args.params)
+    if args.inference:
+        report = inference_report(args, params)
+        write_json(args.out, report)
+        print(format_inference(report))
+        print(f"written {args.out}")
+        return
     report = {"machine": machine_info(params), **measure(args)}
     if args.skip_dvc:
         report["dvc"] = {"skipped": True}

@@ -1,0 +1,188 @@
+"""``python -m sonic.bench --inference``: how fast trained models answer, from the CLI and HTTP.
+
+``predict``
+    ``sonic predict`` (the real command, in its own process, output to a file) over every clip
+    of ``--data``: wall time including start-up and model loading, clips/s and windows/s. Beside
+    it, the same files through :class:`~sonic.inference.predictor.Predictor` one at a time in
+    this process (one decoding process, one forward per file) — what a naive loop over
+    ``predict_file`` costs — and the largest probability difference between the two.
+``serve``
+    ``sonic serve`` on a free loopback port. Latency of ``POST /api/predict`` for one clip of
+    the data (the first clip of at least 5 s, else the longest), ``--requests`` sequential
+    requests after 3 warm-up ones: p50 and p95; the same for the page's second call
+    (``/api/inspect``). Then ``--clients`` threads each send ``--requests`` predict requests
+    (bounded by ``--seconds``): requests/s, errors, and the server's resident memory before
+    and after the load (flat memory: no growth per request).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def bench_predict(models: Path, files: list[Path], model: str) -> dict:
+    """The CLI over ``files`` against a per-file loop in this process."""
+    from sonic.inference.predictor import Predictor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        listing = Path(tmp) / "out.json"
+        t0 = time.perf_counter()
+        with open(listing, "w") as out:
+            proc = subprocess.run([sys.executable, "-m", "sonic", "predict", *map(str, files),
+                                   "--models-dir", str(models), "--model", model,
+                                   "--format", "json"], stdout=out, stderr=subprocess.PIPE,
+                                  text=True)
+        cli_s = time.perf_counter() - t0
+        if proc.returncode not in (0, 1):
+            raise RuntimeError(f"sonic predict failed: {proc.stderr[-2000:]}")
+        results = json.loads(listing.read_text())
+    ok = [r for r in results if r["status"] == "ok"]
+    predictor = Predictor.load(model, models)
+    predictor.predict_file(files[0])  # warm-up: lazily built modules, first allocations
+    t0 = time.perf_counter()
+    loop = [predictor.predict_file(p) for p in files]
+    loop_s = time.perf_counter() - t0
+    diff = max(abs(a["probability"] - b["probability"])
+               for r, p in zip(results, loop) if r["status"] == "ok"
+               for a, b in zip(r["top"], p.to_dict(len(r["top"]))["top"]))
+    n_windows = sum(len(r["windows"]) for r in ok)
+    return {"clips": len(files), "predicted": len(ok), "windows": n_windows, "model": model,
+            "window_s": ok[0]["window_s"] if ok else None,
+            "cli_s": cli_s, "cli_clips_per_s": len(files) / cli_s,
+            "cli_windows_per_s": n_windows / cli_s,
+            "per_file_loop_s": loop_s, "per_file_loop_clips_per_s": len(files) / loop_s,
+            "speedup": loop_s / cli_s, "max_top_probability_diff": diff,
+            "note": "cli: `sonic predict` in its own process, start-up and model loading "
+                    "included; per_file_loop: Predictor.predict_file per file in one process "
+                    "(models already loaded)"}
+
+
+def _multipart(path: Path) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{path.name}"\r\nContent-Type: application/octet-stream\r\n\r\n').encode()
+    return head + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode(), boundary
+
+
+def _post(url: str, body: bytes, boundary: str) -> float:
+    request = urllib.request.Request(url, body, method="POST", headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=60) as response:
+        response.read()
+    return time.perf_counter() - t0
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(models: Path, port: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "sonic", "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--models", str(models / "cnn.pt"), str(models / "resnet.pt"), "--generator", "none"]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/models", timeout=2).read()
+            return server
+        except OSError:
+            if server.poll() is not None:
+                raise RuntimeError(f"sonic serve exited: {server.stderr.read()[-2000:]}")
+            time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("sonic serve did not answer within 120 s")
+
+
+def _load(url: str, body: bytes, boundary: str, clients: int, requests: int,
+          seconds: float) -> dict:
+    """``clients`` threads, each up to ``requests`` requests, all stopping at ``seconds``."""
+    done, errors, lock = [], [], threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def client() -> None:
+        for _ in range(requests):
+            if time.monotonic() > stop_at:
+                return
+            try:
+                elapsed = _post(url, body, boundary)
+                with lock:
+                    done.append(elapsed)
+            except (OSError, urllib.error.HTTPError) as err:
+                with lock:
+                    errors.append(str(err))
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {"clients": clients, "requests": len(done), "errors": len(errors),
+            "first_errors": errors[:3], "seconds": wall, "requests_per_s": len(done) / wall,
+            "latency_p50_ms": 1e3 * _percentile(done, 50) if done else None,
+            "latency_p95_ms": 1e3 * _percentile(done, 95) if done else None}
+
+
+def bench_serve(models: Path, clip: Path, requests: int, clients: int, seconds: float) -> dict:
+    port = _free_port()
+    server = _start_server(models, port)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        body, boundary = _multipart(clip)
+        timings = {}
+        for route in ("predict", "inspect"):
+            url = f"{base}/api/{route}"
+            for _ in range(3):  # warm-up: first-call allocations, lazily built modules
+                _post(url, body, boundary)
+            timings[route] = [_post(url, body, boundary) for _ in range(requests)]
+        rss_before = _rss_mib(server.pid)
+        load = _load(f"{base}/api/predict", body, boundary, clients, requests, seconds)
+        rss_after = _rss_mib(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"clip": str(clip), "clip_s": sf.info(str(clip)).duration, "requests": requests,
+            **{f"{route}_p{q}_ms": 1e3 * _percentile(t, q)
+               for route, t in timings.items() for q in (50, 95)},
+            "concurrent": load, "rss_mib_before_load": rss_before,
+            "rss_mib_after_load": rss_after}
+
+
+def pick_clip(files: list[Path], seconds: float = 5.0) -> Path:
+    """The first clip at least ``seconds`` long, else the longest."""
+    durations = [(sf.info(str(f)).duration, f) for f in files[:200]]
+    return next((f for d, f in durations if d >= seconds - 1e-3), max(durations)[1])
+
+
+def bench_inference(models: Path, files: list[Path], model: str, requests: int, clients: int,
+                    seconds: float) -> dict:
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    return {"predict": bench_predict(models, files, model),
+            "serve": bench_serve(models, pick_clip(files), requests, clients, seconds)}
