@@ -149,12 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="export a classifier to ONNX",
                        description="Export a trained classifier to ONNX (dynamic batch and "
-                                   "time axes; input: log-mel dB, outputs: logits, probs).")
+                                   "time axes; input: log-mel dB, outputs: logits, probabilities).")
     e.add_argument("--format", choices=["onnx"], default="onnx")
     e.add_argument("--model", default="cnn", help="cnn, resnet or a checkpoint FILE.pt")
     e.add_argument("--models-dir", default="data/models", type=Path)
     e.add_argument("--out", type=Path, required=True)
-    e.add_argument("--opset", type=int, default=18)
+    e.add_argument("--opset", type=int, default=18, help="ONNX opset, 18 to 28 (default 18)")
     e.set_defaults(run=export)
 
     sub.add_parser("bench", help="benchmarks (python -m sonic.bench --help)", add_help=False)
