@@ -42,7 +42,8 @@ class TableWriter(Writer):
         if n > 1:
             for w in d["windows"]:
                 tops = ", ".join(f"{t['label']} {t['probability']:.2f}" for t in w["top"])
-                print(f"     {w['start_s']:7.2f}-{w['end_s']:<7.2f} s  {tops}", file=self.out)
+                span = f"{w['start_s']:.2f}-{w['end_s']:.2f} s"
+                print(f"     {span:>15}  {tops}", file=self.out)
         self.out.flush()
 
 

@@ -56,13 +56,20 @@ class ClipWindows:
 def window_starts(n: int, size: int, hop: int) -> np.ndarray:
     """Start samples of windows of ``size`` every ``hop`` over ``n`` samples.
 
-    One window at 0 when ``n <= size``; otherwise every ``hop``, plus one window ending exactly at
-    ``n`` when the hops leave a tail, so every sample is scored and no window runs past the end.
+    One window at 0 when ``n <= size``. Otherwise every ``hop``, and the last window always ends
+    exactly at ``n``, so every sample is scored and no window runs past the end: a tail window
+    is added — or, when it would start less than half a hop after the last one (a hop rounded to
+    whole samples leaves such near-duplicates) and the window before still reaches it, the last
+    window moves there instead.
     """
     if n <= size:
         return np.zeros(1, dtype=np.int64)
     starts = np.arange(0, n - size + 1, hop, dtype=np.int64)
-    return starts if starts[-1] == n - size else np.append(starts, n - size)
+    tail = n - size
+    if tail - starts[-1] < hop / 2 and len(starts) > 1 and starts[-2] + size >= tail:
+        starts[-1] = tail
+        return starts
+    return np.append(starts, tail) if tail > starts[-1] else starts
 
 
 @functools.lru_cache(maxsize=4)
