@@ -1,0 +1,560 @@
+// Sonic explorer: the page served at `/` by `sonic serve`. Plain ES2020, no modules, no build
+// step, nothing from the network but this server's own /api routes.
+//
+// Flow for a file: play it at once (object URL) → POST /api/predict → show the top-3 and the
+// window timeline → POST /api/inspect for one window → waveform, log-mel and feature maps.
+// The prediction comes first because it is what the user waits for; inspect is slower (feature
+// maps of every layer) and only adds detail. Choosing a window re-requests only inspect.
+"use strict";
+
+// ------------------------------------------------------------------------------ colour maps
+// 11 evenly spaced stops of matplotlib's perceptual maps, interpolated to 256-entry tables.
+const VIRIDIS_STOPS = ["#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c",
+  "#22a884", "#44bf70", "#7ad151", "#bddf26", "#fde725"];
+const MAGMA_STOPS = ["#000004", "#140e36", "#3b0f70", "#641a80", "#8c2981", "#b73779",
+  "#de4968", "#f7705c", "#fe9f6d", "#fecf92", "#fcfdbf"];
+
+// Okabe–Ito colours (distinguishable with colour-blindness), one per class, in class order.
+const CLASS_COLOURS = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00",
+  "#f0e442", "#000000"];
+
+/** A Uint8ClampedArray of 256 × RGB, linearly interpolated between hex colour stops. */
+function colourTable(stops) {
+  const rgb = stops.map((hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)));
+  const table = new Uint8ClampedArray(256 * 3);
+  for (let v = 0; v < 256; v++) {
+    const pos = (v / 255) * (rgb.length - 1);
+    const i = Math.min(Math.floor(pos), rgb.length - 2);
+    const t = pos - i;
+    for (let c = 0; c < 3; c++) table[v * 3 + c] = rgb[i][c] + t * (rgb[i + 1][c] - rgb[i][c]);
+  }
+  return table;
+}
+
+const VIRIDIS = colourTable(VIRIDIS_STOPS);
+const MAGMA = colourTable(MAGMA_STOPS);
+
+// ------------------------------------------------------------------------------------ state
+const $ = (id) => document.getElementById(id);
+
+/** A new element with an optional class and text. */
+function el(tag, className = "", text = "") {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text) node.textContent = text;
+  return node;
+}
+
+const state = {
+  info: null,          // GET /api/models
+  file: null,          // the File being explored
+  fileUrl: null,       // its object URL (revoked when replaced)
+  prediction: null,    // POST /api/predict for `file`
+  inspected: null,     // POST /api/inspect for the shown window
+  predictAbort: null,  // AbortControllers of the requests in flight
+  inspectAbort: null,
+  genUrl: null,        // object URL of the generated WAV
+  genFile: null,       // the generated WAV as a File, to classify it
+};
+
+// -------------------------------------------------------------------------------------- API
+class ApiError extends Error {}
+
+/** The server's error text: {"detail": "..."} or FastAPI's list of validation errors. */
+function detailText(body, response) {
+  const detail = body && body.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
+  }
+  return `${response.status} ${response.statusText}`;
+}
+
+/** Fetch JSON from the API; throws ApiError carrying the server's detail on a 4xx/5xx. */
+async function api(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError(`cannot reach the server (${err.message})`);
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(detailText(body, response));
+  return body;
+}
+
+/** POST the current file as multipart field "file" to an /api route with query parameters. */
+function postFile(route, params, signal) {
+  const form = new FormData();
+  form.append("file", state.file, state.file.name);
+  const query = new URLSearchParams(params).toString();
+  return api(`${route}?${query}`, { method: "POST", body: form, signal });
+}
+
+// ---------------------------------------------------------------------------- status, errors
+function setStatus(text) {
+  $("status").textContent = text;
+}
+
+function showError(text) {
+  const alert = $("alert");
+  alert.textContent = text;
+  alert.hidden = false;
+  setStatus("");
+}
+
+function clearError() {
+  $("alert").hidden = true;
+  $("alert").textContent = "";
+}
+
+/** Report a failed request unless it was aborted on purpose (a newer one replaced it). */
+function reportFailure(err, what) {
+  if (err.name === "AbortError") return;
+  showError(`${what}: ${err.message}`);
+}
+
+// ---------------------------------------------------------------------------------- drawing
+const fmt = (x, digits = 2) => Number(x).toFixed(digits);
+const percent = (p) => `${(100 * p).toFixed(1)} %`;
+const decibels = (v) => `${Math.round(v)} dB`.replace("-", "\u2212");  // a real minus sign
+
+function classColour(label) {
+  const index = state.info ? state.info.classes.indexOf(label) : 0;
+  return CLASS_COLOURS[Math.max(index, 0) % CLASS_COLOURS.length];
+}
+
+/**
+ * Draw rows of 0-255 integers through a colour table onto `canvas`, scaled to its size.
+ * `bottomUp`: row 0 is drawn at the bottom (mel band 0 = lowest frequency). `fit`: the canvas
+ * takes the image's own size (feature maps, scaled by CSS) instead of keeping its own.
+ */
+function drawRows(canvas, rows, table, { bottomUp = false, fit = false } = {}) {
+  const h = rows.length;
+  const w = h ? rows[0].length : 0;
+  if (!w) return;
+  const image = new ImageData(w, h);
+  rows.forEach((row, r) => {
+    const y = bottomUp ? h - 1 - r : r;
+    row.forEach((v, x) => {
+      const o = (y * w + x) * 4;
+      image.data.set(table.subarray(v * 3, v * 3 + 3), o);
+      image.data[o + 3] = 255;
+    });
+  });
+  if (fit) {
+    canvas.width = w;
+    canvas.height = h;
+    canvas.getContext("2d").putImageData(image, 0, 0);
+    return;
+  }
+  const native = document.createElement("canvas");
+  native.width = w;
+  native.height = h;
+  native.getContext("2d").putImageData(image, 0, 0);
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingEnabled = false;  // show the model's bins as they are
+  ctx.drawImage(native, 0, 0, canvas.width, canvas.height);
+}
+
+/** The legend under the spectrogram: the colour table from low (left) to high. */
+function drawColourBar() {
+  const rows = [Array.from({ length: 256 }, (_, v) => v)];
+  drawRows($("colour-bar"), rows, VIRIDIS, { fit: true });
+}
+
+/** The largest absolute sample value of a min/max envelope (0 for silence). */
+function envelopePeak(envelope) {
+  return Math.max(0, ...envelope.max, ...envelope.min.map((v) => -v));
+}
+
+/**
+ * The min/max envelope of the whole file scaled to its peak (quiet files stay visible), the
+ * inspected window shaded, and the play position. envelope: {min, max} in [-1, 1]; times in s.
+ */
+function drawWaveform(envelope, duration, span, playhead) {
+  const canvas = $("waveform");
+  const ctx = canvas.getContext("2d");
+  const { width: w, height: h } = canvas;
+  ctx.fillStyle = "#f4f5f8";
+  ctx.fillRect(0, 0, w, h);
+  if (span && duration > 0) {
+    ctx.fillStyle = "rgba(0, 114, 178, 0.15)";
+    ctx.fillRect((span.start_s / duration) * w, 0, ((span.end_s - span.start_s) / duration) * w, h);
+  }
+  const n = envelope.min.length;
+  const gain = 1 / (envelopePeak(envelope) || 1);
+  const y = (v) => h / 2 - v * gain * (h / 2 - 4);
+  ctx.fillStyle = "#24324a";
+  for (let i = 0; i < n; i++) {
+    const x = Math.floor((i / n) * w);
+    const top = y(envelope.max[i]);
+    ctx.fillRect(x, top, Math.max(1, Math.ceil(w / n)), Math.max(1, y(envelope.min[i]) - top));
+  }
+  if (span && duration > 0) {  // the window's edges stay visible over a loud waveform too
+    ctx.fillStyle = "#0072b2";
+    ctx.fillRect((span.start_s / duration) * w, 0, 3, h);
+    ctx.fillRect((span.end_s / duration) * w - 3, 0, 3, h);
+  }
+  if (playhead > 0 && duration > 0) {
+    ctx.fillStyle = "#d55e00";
+    ctx.fillRect((playhead / duration) * w - 1, 0, 2, h);
+  }
+}
+
+function redrawWaveform() {
+  const result = state.inspected;
+  if (!result) return;
+  drawWaveform(result.waveform, result.duration_s, result.window, $("player").currentTime);
+}
+
+// ----------------------------------------------------------------------- models and settings
+/** The model for feature maps: the chosen one, or the first single model for the ensemble. */
+function inspectModel() {
+  const chosen = $("model-select").value;
+  const singles = state.info.models.filter((m) => m.layers.length);
+  return singles.some((m) => m.name === chosen) ? chosen : singles[0].name;
+}
+
+function describeModel(model) {
+  const parts = [model.architecture, `${model.parameters.toLocaleString("en")} parameters`];
+  if (typeof model.metrics.val_accuracy === "number") {
+    parts.push(`validation accuracy ${fmt(model.metrics.val_accuracy)}`);
+  }
+  return parts.join(", ");
+}
+
+function renderModels(info) {
+  const select = $("model-select");
+  select.replaceChildren(...info.models.map((m) => new Option(m.name, m.name)));
+  select.value = info.default;
+  select.disabled = false;
+  showModelInfo();
+}
+
+function showModelInfo() {
+  const model = state.info.models.find((m) => m.name === $("model-select").value);
+  $("model-info").textContent = model ? describeModel(model) : "";
+}
+
+// ------------------------------------------------------------------------------- prediction
+function renderTop3(top) {
+  const items = top.slice(0, 3).map((entry) => {
+    const bar = el("span", "bar");
+    bar.setAttribute("aria-hidden", "true");  // the percentage says it in words
+    const fill = bar.appendChild(el("span"));
+    fill.style.width = `${100 * entry.probability}%`;
+    fill.style.background = classColour(entry.label);
+    const li = el("li");
+    const prob = el("span", "prob", percent(entry.probability));
+    li.append(el("span", "label", entry.label), bar, prob);
+    return li;
+  });
+  $("top3").replaceChildren(...items);
+}
+
+function renderPredictionInfo(result, ms) {
+  const channels = result.channels === 1 ? "mono" : `${result.channels} channels`;
+  const windows = result.windows.length;
+  $("prediction-info").textContent = `${result.model} · ${fmt(result.duration_s)} s, `
+    + `${result.sample_rate} Hz, ${channels} · ${windows} window${windows > 1 ? "s" : ""} of `
+    + `${fmt(result.window_s)} s · answered in ${Math.round(ms)} ms`;
+}
+
+/** One button per window (time span and top class, coloured by class); hidden for one window. */
+function renderTimeline(windows) {
+  const buttons = windows.map((win, index) => {
+    const best = win.top[0];
+    const button = el("button", "", `${fmt(win.start_s)}–${fmt(win.end_s)} s · ${best.label}`);
+    button.type = "button";
+    button.dataset.index = String(index);
+    button.title = `${best.label} ${percent(best.probability)}`;
+    button.setAttribute("aria-label", `window ${index + 1}: ${fmt(win.start_s)} to `
+      + `${fmt(win.end_s)} seconds, ${best.label} ${percent(best.probability)}`);
+    button.setAttribute("aria-pressed", "false");
+    button.style.setProperty("--class-colour", classColour(best.label));
+    return button;
+  });
+  $("timeline").replaceChildren(...buttons);
+  $("timeline-box").hidden = windows.length < 2;
+}
+
+function markWindow(index) {
+  for (const button of $("timeline").children) {
+    button.setAttribute("aria-pressed", String(Number(button.dataset.index) === index));
+  }
+}
+
+/** The window that most supports the clip's top class: the first one to inspect. */
+function bestWindow(result) {
+  const label = result.top[0].label;
+  const score = (win) => (win.top.find((t) => t.label === label) || { probability: 0 }).probability;
+  let best = 0;
+  result.windows.forEach((win, i) => { if (score(win) > score(result.windows[best])) best = i; });
+  return best;
+}
+
+// ------------------------------------------------------------------------------ inspection
+function renderMel(result) {
+  const { mel, window: win } = result;
+  const [bands, frames] = mel.shape;
+  const canvas = $("spectrogram");
+  drawRows(canvas, mel.data, VIRIDIS, { bottomUp: true });
+  canvas.dataset.windowIndex = String(win.index);
+  const what = `window ${win.index + 1} of ${result.n_windows}, ${fmt(win.start_s)}–`
+    + `${fmt(win.end_s)} s`;
+  const range = `${decibels(mel.db_min)} to ${decibels(mel.db_max)}`;
+  canvas.setAttribute("aria-label", `Log-mel spectrogram of ${what}: ${bands} mel bands by `
+    + `${frames} frames, ${range}, low frequencies at the bottom`);
+  $("mel-info").textContent = `${what} · ${bands} mel bands × ${frames} frames, `
+    + `low frequencies at the bottom`;
+  $("db-min").textContent = decibels(mel.db_min);
+  $("db-max").textContent = decibels(mel.db_max);
+}
+
+function layerFigure(layer) {
+  const figure = el("figure", "layer");
+  figure.dataset.layer = layer.name;
+  const caption = el("figcaption");
+  caption.append(el("strong", "", layer.name), ` · ${layer.maps.length} of ${layer.channels} `
+    + `channels, ${layer.shape[0]} × ${layer.shape[1]}`);
+  const grid = el("div", "maps");
+  for (const map of layer.maps) {
+    const canvas = el("canvas", "fmap");
+    canvas.setAttribute("role", "img");
+    canvas.setAttribute("aria-label", `${layer.name} channel ${map.channel}, mean activation `
+      + `${fmt(map.mean, 3)}`);
+    canvas.title = `channel ${map.channel} (mean ${fmt(map.mean, 3)})`;
+    drawRows(canvas, map.data, MAGMA, { bottomUp: true, fit: true });
+    grid.append(canvas);
+  }
+  figure.append(caption, grid);
+  return figure;
+}
+
+function renderLayers(result) {
+  const chosen = $("model-select").value;
+  const note = chosen === result.model ? "" : ` (${chosen} has no feature maps of its own; `
+    + `showing its first model)`;
+  $("maps-info").textContent = `${result.model}: the most active channels of each layer, `
+    + `strongest first, frequency upwards${note}.`;
+  $("feature-maps").replaceChildren(...result.layers.map(layerFigure));
+}
+
+function renderInspect(result) {
+  state.inspected = result;
+  redrawWaveform();
+  const peak = envelopePeak(result.waveform);
+  const dbfs = peak > 0 ? `, ${decibels(20 * Math.log10(peak))}FS` : "";
+  $("wave-info").textContent = `${fmt(result.duration_s)} s, scaled to its peak `
+    + `${fmt(peak, 3)}${dbfs}; the inspected window is shaded`;
+  $("waveform").setAttribute("aria-label", `Waveform of ${result.file}, `
+    + `${fmt(result.duration_s)} s; the inspected window ${fmt(result.window.start_s)}–`
+    + `${fmt(result.window.end_s)} s is shaded`);
+  renderMel(result);
+  renderLayers(result);
+  markWindow(result.window.index);
+}
+
+/** Request the waveform, log-mel and feature maps of one window of the current file. */
+async function inspectWindow(index) {
+  if (state.inspectAbort) state.inspectAbort.abort();
+  const abort = new AbortController();
+  state.inspectAbort = abort;
+  markWindow(index);
+  setStatus(`Inspecting window ${index + 1}…`);
+  try {
+    const params = { model: inspectModel(), window_index: index, channels: 8 };
+    renderInspect(await postFile("/api/inspect", params, abort.signal));
+    setStatus(`Showing window ${index + 1} of ${state.file.name}.`);
+  } catch (err) {
+    reportFailure(err, "Inspecting failed");
+  }
+}
+
+// -------------------------------------------------------------------------------- one file
+function playFile(file) {
+  if (state.fileUrl) URL.revokeObjectURL(state.fileUrl);
+  state.fileUrl = URL.createObjectURL(file);
+  $("player").src = state.fileUrl;
+  $("file-info").textContent = `${file.name} · ${(file.size / 1024).toFixed(1)} KiB`;
+}
+
+function clearCanvas(canvas) {
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+}
+
+/** Forget the previous file's results, so nothing stale shows beside the new ones. */
+function resetResults() {
+  clearCanvas($("waveform"));
+  clearCanvas($("spectrogram"));
+  delete $("spectrogram").dataset.windowIndex;
+  state.prediction = null;
+  state.inspected = null;
+  $("top3").replaceChildren();
+  $("timeline").replaceChildren();
+  $("timeline-box").hidden = true;
+  $("feature-maps").replaceChildren();
+  $("wave-info").textContent = "";
+}
+
+/** Classify the current file, show the top-3 as soon as it arrives, then inspect a window. */
+async function analyse() {
+  const file = state.file;
+  if (!file) return;
+  if (state.predictAbort) state.predictAbort.abort();
+  if (state.inspectAbort) state.inspectAbort.abort();
+  const abort = new AbortController();
+  state.predictAbort = abort;
+  clearError();
+  resetResults();
+  setStatus(`Classifying ${file.name}…`);
+  const started = performance.now();
+  try {
+    const result = await postFile("/api/predict", { model: $("model-select").value, top_k: 3 },
+      abort.signal);
+    state.prediction = result;
+    renderTop3(result.top);
+    renderPredictionInfo(result, performance.now() - started);
+    renderTimeline(result.windows);
+    await inspectWindow(bestWindow(result));
+  } catch (err) {
+    if (err.name === "AbortError") return;  // a newer file or model replaced this request
+    reportFailure(err, "Classifying failed");
+    $("prediction-info").textContent = "No prediction.";
+  }
+}
+
+function chooseFile(file) {
+  if (!file || !state.info) return;
+  if (file.size > state.info.max_upload_bytes) {
+    showError(`${file.name} is ${(file.size / 1e6).toFixed(1)} MB; the server accepts at most `
+      + `${(state.info.max_upload_bytes / 1e6).toFixed(1)} MB`);
+    return;
+  }
+  state.file = file;
+  playFile(file);
+  analyse();
+}
+
+// -------------------------------------------------------------------------------- generate
+function renderGeneratePanel(generator) {
+  const select = $("gen-class");
+  const classes = generator.classes.length ? generator.classes : ["(none)"];
+  select.replaceChildren(...classes.map((c) => new Option(c, c)));
+  select.disabled = !generator.loaded;
+  $("gen-button").disabled = !generator.loaded;
+  $("gen-spectrogram").hidden = !generator.loaded;
+  $("gen-player").hidden = !generator.loaded;
+  if (!generator.loaded) {
+    $("gen-info").textContent = "No generator loaded: start the server with "
+      + "`sonic serve --generator data/models/cgan.pt` to generate sounds.";
+  }
+}
+
+/** A File holding the WAV bytes of a base64 string. */
+function wavFile(base64, name) {
+  const bytes = Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0));
+  return new File([bytes], name, { type: "audio/wav" });
+}
+
+function renderGenerated(result) {
+  const clip = result.clips[0];
+  state.genFile = wavFile(clip.wav_base64, `generated-${result.label}-${result.seed}.wav`);
+  if (state.genUrl) URL.revokeObjectURL(state.genUrl);
+  state.genUrl = URL.createObjectURL(state.genFile);
+  $("gen-player").src = state.genUrl;
+  const canvas = $("gen-spectrogram");
+  drawRows(canvas, clip.mel.data, VIRIDIS, { bottomUp: true });
+  const [bands, frames] = clip.mel.shape;
+  canvas.setAttribute("aria-label", `Log-mel spectrogram of a generated ${result.label} sample, `
+    + `${bands} mel bands by ${frames} frames, low frequencies at the bottom`);
+  $("gen-info").textContent = `A new ${result.label} · seed ${result.seed} · `
+    + `${fmt(clip.duration_s)} s at ${result.sample_rate} Hz`;
+  $("gen-classify").hidden = false;
+}
+
+async function generate() {
+  const label = $("gen-class").value;
+  const button = $("gen-button");
+  button.disabled = true;
+  clearError();
+  setStatus(`Generating a ${label}…`);
+  try {
+    const result = await api("/api/generate", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ label, n: 1 }),
+    });
+    renderGenerated(result);
+    setStatus(`Generated a ${label} (seed ${result.seed}).`);
+  } catch (err) {
+    reportFailure(err, "Generating failed");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------- events
+function bindDropZone() {
+  const zone = $("drop-zone");
+  // Anywhere else on the page a dropped file must not make the browser navigate away.
+  for (const type of ["dragover", "drop"]) window.addEventListener(type, (e) => e.preventDefault());
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    chooseFile(e.dataTransfer.files[0]);
+  });
+}
+
+/** Timeline: a click (or Enter/Space) inspects a window; arrow keys, Home, End move focus. */
+function bindTimeline() {
+  const timeline = $("timeline");
+  timeline.addEventListener("click", (e) => {
+    const button = e.target.closest("button");
+    if (button) inspectWindow(Number(button.dataset.index));
+  });
+  timeline.addEventListener("keydown", (e) => {
+    const buttons = [...timeline.children];
+    const at = buttons.indexOf(document.activeElement);
+    const moves = { ArrowLeft: at - 1, ArrowRight: at + 1, Home: 0, End: buttons.length - 1 };
+    if (at < 0 || !(e.key in moves)) return;
+    e.preventDefault();
+    buttons[Math.max(0, Math.min(buttons.length - 1, moves[e.key]))].focus();
+  });
+}
+
+function bindEvents() {
+  $("file-input").addEventListener("change", (e) => chooseFile(e.target.files[0]));
+  $("model-select").addEventListener("change", () => { showModelInfo(); analyse(); });
+  $("player").addEventListener("timeupdate", redrawWaveform);
+  $("gen-button").addEventListener("click", generate);
+  $("gen-classify").addEventListener("click", () => {
+    state.file = state.genFile;
+    playFile(state.genFile);
+    analyse();
+  });
+  bindDropZone();
+  bindTimeline();
+}
+
+async function init() {
+  bindEvents();
+  drawColourBar();
+  try {
+    state.info = await api("/api/models");
+  } catch (err) {
+    showError(`Loading the models failed: ${err.message}`);
+    return;
+  }
+  renderModels(state.info);
+  renderGeneratePanel(state.info.generator);
+  const f = state.info.features;
+  setStatus(`Ready: ${state.info.classes.length} classes, ${f.sample_rate} Hz, `
+    + `${fmt(state.info.window_s)} s windows. Choose a file.`);
+}
+
+init();

@@ -1,0 +1,305 @@
+"""The explorer page in a real browser: `sonic serve` as a subprocess, driven by Selenium in
+Debian's headless Chromium (never a downloaded one: Selenium Manager is kept offline).
+
+Environment:
+  SONIC_BROWSER_MODELS=<folder>  serve cnn.pt, resnet.pt and cgan.pt from there (e.g. data/models)
+                                 instead of the tiny models the ``trained`` fixture makes;
+  SONIC_BROWSER_CLIP=<file>      upload this audio file (longer than one window) instead of
+                                 the two synthetic tones;
+  SONIC_SCREENSHOTS=<folder>     also save the screenshots there (for the README);
+  SONIC_SKIP_BROWSER=1           skip when Chromium is missing (otherwise that is a failure).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--window-size=1280,800"]
+WAIT = 30  # s, the most any page update may take on a busy 2-core machine
+
+# The fraction of a canvas's pixels that differ from its top-left pixel (0 for a blank one).
+DRAWN = """
+const c = arguments[0];
+if (!c.width || !c.height) return 0;
+const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+let n = 0;
+for (let i = 0; i < d.length; i += 4) {
+  if (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2] || d[i + 3] !== d[3]) n++;
+}
+return n / (c.width * c.height);
+"""
+
+
+@pytest.fixture(autouse=True, scope="module")
+def require_browser() -> None:
+    """Fail (skip only with SONIC_SKIP_BROWSER=1) when Debian's Chromium is not installed,
+    before any model is trained or server started."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        message = (f"{' and '.join(missing)} not found: install them with `apt-get install "
+                   "chromium chromium-driver` (or set SONIC_SKIP_BROWSER=1 to skip)")
+        if os.environ.get("SONIC_SKIP_BROWSER") == "1":
+            pytest.skip(message)
+        pytest.fail(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def post_file(url: str, path: Path) -> dict:
+    """POST ``path`` as the multipart field "file" (stdlib only) and decode the JSON answer."""
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"{path.name}\"\r\nContent-Type: audio/wav\r\n\r\n").encode()
+    body += path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(
+        url, body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def models(request: pytest.FixtureRequest) -> Path:
+    """The folder holding cnn.pt, resnet.pt and cgan.pt."""
+    folder = os.environ.get("SONIC_BROWSER_MODELS")
+    return Path(folder) if folder else request.getfixturevalue("trained").models
+
+
+@pytest.fixture
+def server(models: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """Start ``sonic serve`` (generator: a checkpoint or "none"); returns the page's URL.
+
+    The server is terminated in a finalizer whatever the test does. One torch thread: the
+    shared CPU is busy with the browser too, and spin-waiting threads only slow it down.
+    """
+    def start(generator: str) -> str:
+        port = free_port()
+        log = open(tmp_path / f"server-{port}.log", "w+")
+        request.addfinalizer(log.close)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sonic", "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--models", str(models / "cnn.pt"), str(models / "resnet.pt"),
+             "--generator", generator],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        request.addfinalizer(lambda: stop(proc))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                get_json(f"{url}/api/models")
+                return url
+            except OSError:
+                log.seek(0)
+                assert proc.poll() is None, f"sonic serve exited:\n{log.read()}"
+                assert time.monotonic() < deadline, f"sonic serve silent for 60 s:\n{log.read()}"
+                time.sleep(0.2)
+    return start
+
+
+@pytest.fixture
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Headless Debian Chromium in a 1280×800 window with a fresh profile, console logging on."""
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download a driver
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in FLAGS + [f"--user-data-dir={tmp_path / 'profile'}"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def two_tone_clip(path: Path, classes: list[str], sr: int = 8000) -> Path:
+    """1.2 s: 0.6 s of the first class's tone then 0.6 s of the last's (several windows).
+
+    The tones are those of ``write_folder_set`` for the tiny models' low / mid / high classes;
+    other class names get two distinct tones.
+    """
+    hz = {"low": 220.0, "mid": 880.0, "high": 2500.0}
+    t = np.arange(int(0.6 * sr)) / sr
+    a, b = (0.3 * np.sin(2 * np.pi * hz.get(c, f) * t) for c, f in
+            [(classes[0], 300.0), (classes[-1], 2000.0)])
+    sf.write(path, np.concatenate([a, b]).astype(np.float32), sr)
+    return path
+
+
+def wait_for(driver, condition: Callable, message: str):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(condition, message)
+
+
+def console_errors(driver, allowed: tuple[str, ...] = ()) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser")
+            if e["level"] == "SEVERE" and not any(a in e["message"] for a in allowed)]
+
+
+def drawn(driver, element) -> float:
+    return driver.execute_script(DRAWN, element)
+
+
+def inspected_window(driver) -> int | None:
+    value = driver.find_element("id", "spectrogram").get_attribute("data-window-index")
+    return None if value is None else int(value)
+
+
+def view_as(driver, width: int, height: int, mobile: bool = False) -> None:
+    """Emulate a viewport of exactly width × height CSS pixels (a window's size includes its
+    frame, and desktop windows have a minimum width)."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
+    wait_for(driver, lambda d: d.execute_script("return [innerWidth, innerHeight]")
+             == [width, height], f"no {width}×{height} view")
+    driver.execute_script("window.scrollTo(0, 0)")
+
+
+def save_screenshots(driver, tmp_path: Path) -> list[Path]:
+    """The page at 1280×800, then as a 390×844 phone; also copied to $SONIC_SCREENSHOTS when
+    set. Asserts the phone view needs no sideways scrolling."""
+    shots = [tmp_path / "explorer-1280x800.png", tmp_path / "explorer-phone-390x844.png"]
+    view_as(driver, 1280, 800)
+    driver.save_screenshot(str(shots[0]))
+    view_as(driver, 390, 844, mobile=True)
+    overflow = driver.execute_script("return document.documentElement.scrollWidth")
+    assert overflow <= 390, f"the phone view is {overflow} px wide"
+    driver.save_screenshot(str(shots[1]))
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    if os.environ.get("SONIC_SCREENSHOTS"):
+        folder = Path(os.environ["SONIC_SCREENSHOTS"])
+        folder.mkdir(parents=True, exist_ok=True)
+        for shot in shots:
+            shutil.copy(shot, folder / shot.name)
+    return shots
+
+
+def check_keyboard_timeline(driver) -> None:
+    """Enter on a focused window button, then ArrowRight and Space, each inspect that window."""
+    from selenium.webdriver.common.keys import Keys
+
+    buttons = driver.find_elements("css selector", "#timeline button")
+    first = next(b for b in buttons if b.get_attribute("aria-pressed") != "true")
+    target = int(first.get_attribute("data-index"))
+    driver.execute_script("arguments[0].focus()", first)
+    driver.switch_to.active_element.send_keys(Keys.ENTER)
+    wait_for(driver, lambda d: inspected_window(d) == target, f"Enter did not show {target}")
+
+    driver.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
+    focused = driver.switch_to.active_element
+    assert int(focused.get_attribute("data-index")) == min(target + 1, len(buttons) - 1)
+    target = int(focused.get_attribute("data-index"))
+    assert focused.value_of_css_property("outline-style") != "none", "no visible focus outline"
+    focused.send_keys(Keys.SPACE)
+    wait_for(driver, lambda d: inspected_window(d) == target, f"Space did not show {target}")
+
+
+def test_explorer_page(server, browser, models: Path, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    url = server(str(models / "cgan.pt"))
+    info = get_json(f"{url}/api/models")
+    clip = Path(os.environ.get("SONIC_BROWSER_CLIP") or
+                two_tone_clip(tmp_path / "two-tones.wav", info["classes"]))
+    expected = post_file(f"{url}/api/predict", clip)
+    assert len(expected["windows"]) > 1, f"{clip} is not longer than one window"
+    single = next(m for m in info["models"] if m["layers"])  # feature maps of the ensemble
+
+    browser.get(url)
+    wait_for(browser, lambda d: d.find_element(By.ID, "model-select").is_enabled(), "no models")
+    browser.find_element(By.ID, "file-input").send_keys(str(clip))
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#top3 li")) == 3,
+             "no top-3")
+    labels = [li.find_element(By.CLASS_NAME, "label").text
+              for li in browser.find_elements(By.CSS_SELECTOR, "#top3 li")]
+    assert labels == [t["label"] for t in expected["top"]]
+
+    layers = lambda d: d.find_elements(By.CSS_SELECTOR, "#feature-maps .layer")  # noqa: E731
+    wait_for(browser, lambda d: [f.get_attribute("data-layer") for f in layers(d)]
+             == single["layers"], "no feature maps")
+    assert drawn(browser, browser.find_element(By.ID, "waveform")) > 0.01
+    assert drawn(browser, browser.find_element(By.ID, "spectrogram")) > 0.01
+    for layer in layers(browser):
+        maps = layer.find_elements(By.CSS_SELECTOR, "canvas.fmap")
+        assert max(drawn(browser, m) for m in maps) > 0.01, layer.get_attribute("data-layer")
+    assert single["name"] in browser.find_element(By.ID, "maps-info").text
+    buttons = browser.find_elements(By.CSS_SELECTOR, "#timeline button")
+    assert len(buttons) == len(expected["windows"])
+    check_keyboard_timeline(browser)
+
+    Select(browser.find_element(By.ID, "gen-class")).select_by_visible_text(
+        info["generator"]["classes"][-1])
+    browser.find_element(By.ID, "gen-button").click()
+    wait_for(browser, lambda d: drawn(d, d.find_element(By.ID, "gen-spectrogram")) > 0.01,
+             "nothing generated")
+    player = browser.find_element(By.ID, "gen-player")
+    assert player.get_attribute("src").startswith(("blob:", "data:")), player.get_attribute("src")
+    wait_for(browser, lambda d: d.execute_script("return arguments[0].duration > 0", player),
+             "the browser cannot decode the generated WAV")
+    assert browser.find_element(By.ID, "alert").is_displayed() is False
+
+    for shot in save_screenshots(browser, tmp_path):
+        assert shot.stat().st_size > 10_000
+    assert console_errors(browser) == []
+
+
+def test_page_without_generator_and_bad_upload(server, browser, tmp_path: Path) -> None:
+    """No generator: the panel says so and its controls are disabled. An unreadable upload: the
+    alert region shows the server's reason."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server("none"))
+    wait_for(browser, lambda d: "No generator loaded" in d.find_element(By.ID, "gen-info").text,
+             "no 'no generator' message")
+    assert not browser.find_element(By.ID, "gen-button").is_enabled()
+    assert not browser.find_element(By.ID, "gen-class").is_enabled()
+
+    bad = tmp_path / "notes.wav"
+    bad.write_text("this is a text file, not audio\n")
+    browser.find_element(By.ID, "file-input").send_keys(str(bad))
+    alert = browser.find_element(By.ID, "alert")
+    wait_for(browser, lambda d: alert.is_displayed(), "no error shown")
+    assert "notes.wav" in alert.text and "not a readable audio file" in alert.text
+    assert alert.get_attribute("role") == "alert"
+    # The browser itself reports the 422 response; nothing else may go wrong.
+    assert console_errors(browser, allowed=("status of 422",)) == []
