@@ -5,10 +5,11 @@ CLI and the HTTP routes both call it, so the two can never disagree about a file
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -148,6 +149,17 @@ class Predictor:
             probs = [self.classifiers[n].predict(mels, self.batch_size)["probs"] for n in names]
         return np.mean(probs, axis=0)
 
+    def feature_maps(self, model: str, db: np.ndarray, channels: int = 8) -> list[dict]:
+        """Feature maps of one window (n_mels, T) dB in the classifier ``model`` (not the
+        ensemble): see :func:`sonic.inference.inspect.feature_maps`."""
+        from sonic.inference.inspect import feature_maps
+
+        if model not in self.classifiers:
+            raise UnknownModelError(f"unknown model {model!r} for feature maps; loaded: "
+                                    f"{', '.join(self.classifiers)}")
+        with self._lock:
+            return feature_maps(self.classifiers[model], db, channels)
+
     def _result(self, clip: ClipWindows, model: str, windowing: Windowing,
                 probs: np.ndarray | None = None) -> Prediction:
         result = Prediction(clip.path, model, self.classes, error=clip.error)
@@ -203,17 +215,14 @@ def _load(job: tuple[str, FeatureConfig, Windowing]) -> ClipWindows:
     return load_windows(*job)
 
 
-class _decoder:
-    """``map`` in this process (one worker) or ordered ``imap`` over a forked pool."""
-
-    def __init__(self, workers: int):
-        self.pool = worker_pool(workers) if workers > 1 else None
-
-    def __enter__(self):
-        if self.pool is None:
-            return map
-        return lambda fn, jobs: self.pool.imap(fn, jobs, chunksize=2)
-
-    def __exit__(self, *exc) -> None:
-        if self.pool is not None:
-            self.pool.terminate()
+@contextlib.contextmanager
+def _decoder(workers: int) -> Iterator[Callable]:
+    """``map`` in this process (one worker), or an ordered ``imap`` over a forked pool."""
+    if workers <= 1:
+        yield map
+        return
+    pool = worker_pool(workers)
+    try:
+        yield lambda fn, jobs: pool.imap(fn, jobs, chunksize=2)
+    finally:
+        pool.terminate()

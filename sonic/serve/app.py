@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from sonic.audio.io import BadAudioError, audio_extensions, read_audio
 from sonic.features.mel import to_mono
 from sonic.inference.generate import SoundGenerator, UnknownClassError
-from sonic.inference.inspect import envelope, feature_maps, feature_layers, mel_image
+from sonic.inference.inspect import envelope, feature_layers, mel_image
 from sonic.inference.predictor import ENSEMBLE, Predictor, UnknownModelError
 from sonic.inference.windows import windows_of
 from sonic.training.checkpoint import load_classifier
@@ -155,16 +155,12 @@ def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
                 window: Annotated[float | None, Query(gt=0, le=600)] = None,
                 hop: Annotated[float | None, Query(gt=0, le=600)] = None) -> dict:
         name = next(iter(predictor.classifiers)) if model in (None, ENSEMBLE) else model
-        if name not in predictor.classifiers:
-            raise UnknownModelError(f"unknown model {name!r} for feature maps; loaded: "
-                                    f"{', '.join(predictor.classifiers)}")
+        predictor.resolve(name)  # an unknown name is a 404 before the upload is decoded
         audio, sr = decode_upload(file)
         windowing = predictor.windowing(window, hop)
         mels, starts = windows_of(audio, sr, predictor.features, windowing)
         index = min(window_index, len(mels) - 1)
-        clf = predictor.classifiers[name]
-        with predictor._lock:
-            layers = feature_maps(clf, mels[index], channels)
+        layers = predictor.feature_maps(name, mels[index], channels)
         duration = audio.shape[1] / sr
         return {"file": display_name(file), "model": name, "duration_s": round(duration, 3),
                 "sample_rate": sr, "n_windows": len(mels),
