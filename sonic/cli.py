@@ -140,8 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds per scored window (default: the checkpoint's clip duration)")
     p.add_argument("--hop", type=_positive(float), help="seconds between windows (default: "
                                                         "half the window)")
-    p.add_argument("--workers", type=int, default=2, help="decoding processes (default: 2)")
-    p.add_argument("--batch-size", type=_positive(int), default=64, help="windows per forward")
+    p.add_argument("--workers", type=int, help="decoding processes (default: none on the CPU, "
+                                               "where the models use every core; else one "
+                                               "per core)")
+    p.add_argument("--batch-size", type=_positive(int), default=16,
+                   help="windows per forward (default 16)")
     _add_runtime_options(p)
     p.set_defaults(run=predict)
 

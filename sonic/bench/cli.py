@@ -262,7 +262,8 @@ def format_inference(report: dict[str, Any]) -> str:
         f"{m['cores_usable']}/{m['cores']} cores, torch {m['torch']}",
         f"sonic predict ({p['model']}): {p['clips']} clips, {p['windows']} windows in "
         f"{p['cli_s']:.1f} s = {p['cli_clips_per_s']:.1f} clips/s; per-file loop "
-        f"{p['per_file_loop_clips_per_s']:.1f} clips/s ({p['speedup']:.2f}x)",
+        f"{p['per_file_loop_clips_per_s']:.1f} clips/s ({p['speedup']:.2f}x), naive fp32 loop "
+        f"{p['naive_fp32_clips_per_s']:.1f} clips/s ({p['speedup_vs_naive']:.2f}x)",
         f"POST /api/predict, {s['clip_s']:.1f} s clip: p50 {s['predict_p50_ms']:.0f} ms, "
         f"p95 {s['predict_p95_ms']:.0f} ms; /api/inspect p50 {s['inspect_p50_ms']:.0f} ms",
         f"{c['clients']} clients: {c['requests']} requests in {c['seconds']:.1f} s = "

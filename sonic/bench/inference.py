@@ -3,9 +3,9 @@
 ``predict``
     ``sonic predict`` (the real command, in its own process, output to a file) over every clip
     of ``--data``: wall time including start-up and model loading, clips/s and windows/s. Beside
-    it, the same files through :class:`~sonic.inference.predictor.Predictor` one at a time in
-    this process (one decoding process, one forward per file) — what a naive loop over
-    ``predict_file`` costs — and the largest probability difference between the two.
+    it, the first 200 files through :class:`~sonic.inference.predictor.Predictor` one at a time
+    in this process (models loaded, one decoding process, one forward per file) — what a naive
+    loop over ``predict_file`` costs — and the largest probability difference between the two.
 ``serve``
     ``sonic serve`` on a free loopback port. Latency of ``POST /api/predict`` for one clip of
     the data (the first clip of at least 5 s, else the longest), ``--requests`` sequential
@@ -38,8 +38,11 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+LOOP_CLIPS = 200  # files the per-file baseline runs over (its clips/s is what is compared)
+
+
 def bench_predict(models: Path, files: list[Path], model: str) -> dict:
-    """The CLI over ``files`` against a per-file loop in this process."""
+    """The CLI over ``files`` against a per-file loop over the first :data:`LOOP_CLIPS`."""
     from sonic.inference.predictor import Predictor
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,9 +60,11 @@ def bench_predict(models: Path, files: list[Path], model: str) -> dict:
     ok = [r for r in results if r["status"] == "ok"]
     predictor = Predictor.load(model, models)
     predictor.predict_file(files[0])  # warm-up: lazily built modules, first allocations
+    loop_files = files[:LOOP_CLIPS]
     t0 = time.perf_counter()
-    loop = [predictor.predict_file(p) for p in files]
+    loop = [predictor.predict_file(p) for p in loop_files]
     loop_s = time.perf_counter() - t0
+    naive_s = _naive_loop(models, model, loop_files, predictor)
     diff = max(abs(a["probability"] - b["probability"])
                for r, p in zip(results, loop) if r["status"] == "ok"
                for a, b in zip(r["top"], p.to_dict(len(r["top"]))["top"]))
@@ -68,11 +73,37 @@ def bench_predict(models: Path, files: list[Path], model: str) -> dict:
             "window_s": ok[0]["window_s"] if ok else None,
             "cli_s": cli_s, "cli_clips_per_s": len(files) / cli_s,
             "cli_windows_per_s": n_windows / cli_s,
-            "per_file_loop_s": loop_s, "per_file_loop_clips_per_s": len(files) / loop_s,
-            "speedup": loop_s / cli_s, "max_top_probability_diff": diff,
+            "precision": ok[0]["precision"] if ok else None,
+            "per_file_loop_clips": len(loop_files), "per_file_loop_s": loop_s,
+            "per_file_loop_clips_per_s": len(loop_files) / loop_s,
+            "speedup": (len(files) / cli_s) / (len(loop_files) / loop_s),
+            "naive_fp32_loop_s": naive_s, "naive_fp32_clips_per_s": len(loop_files) / naive_s,
+            "speedup_vs_naive": (len(files) / cli_s) / (len(loop_files) / naive_s),
+            "max_top_probability_diff": diff,
             "note": "cli: `sonic predict` in its own process, start-up and model loading "
                     "included; per_file_loop: Predictor.predict_file per file in one process "
-                    "(models already loaded)"}
+                    "(models already loaded) over the first per_file_loop_clips files; "
+                    "naive_fp32: the same files, each through load_windows and every "
+                    "model's Classifier.predict in fp32 (no bf16, no channels_last, no "
+                    "batching across files); speedups: ratios of the clips/s"}
+
+
+def _naive_loop(models: Path, model: str, files: list[Path], predictor) -> float:
+    """Seconds for ``files`` one by one through :class:`Classifier.predict` in fp32: what the
+    checkpoint API gives without the Predictor's precision, memory format and batching."""
+    from sonic.inference.predictor import ENSEMBLE, PIPELINE_MODELS
+    from sonic.inference.windows import load_windows
+    from sonic.training.checkpoint import load_classifier
+
+    names = PIPELINE_MODELS if model == ENSEMBLE else (model,)
+    classifiers = [load_classifier(models / f"{n}.pt") for n in names]
+    windowing = predictor.windowing()
+    t0 = time.perf_counter()
+    for path in files:
+        clip = load_windows(path, predictor.features, windowing)
+        if clip.error is None:
+            np.mean([c.predict(clip.mels)["probs"] for c in classifiers], axis=0)
+    return time.perf_counter() - t0
 
 
 def _multipart(path: Path) -> tuple[bytes, str]:
