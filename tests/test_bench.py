@@ -104,6 +104,7 @@ def test_inference_benchmark_end_to_end(trained, tmp_path: Path) -> None:
     predict, serve = report["predict"], report["serve"]
     assert predict["clips"] == predict["predicted"] == 27 and predict["windows"] >= 27
     assert predict["max_top_probability_diff"] < 1e-2  # batched CLI ≈ one file at a time
-    assert serve["concurrent"]["requests"] == 6 and serve["concurrent"]["errors"] == 0
+    assert serve["concurrent"]["requests"] == 3 * 6 and serve["concurrent"]["errors"] == 0
+    assert len(serve["rss_mib_after_each_round"]) == 4
     assert 0 < serve["predict_p50_ms"] <= serve["predict_p95_ms"]
     assert "sonic predict (ensemble): 27 clips" in proc.stdout

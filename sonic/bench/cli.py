@@ -268,7 +268,8 @@ def format_inference(report: dict[str, Any]) -> str:
         f"p95 {s['predict_p95_ms']:.0f} ms; /api/inspect p50 {s['inspect_p50_ms']:.0f} ms",
         f"{c['clients']} clients: {c['requests']} requests in {c['seconds']:.1f} s = "
         f"{c['requests_per_s']:.2f} req/s, {c['errors']} errors, p95 {c['latency_p95_ms']:.0f} ms; "
-        f"server RSS {s['rss_mib_before_load']:.0f} -> {s['rss_mib_after_load']:.0f} MiB"])
+        f"server RSS before and after each of {len(s['rounds'])} rounds: "
+        + " -> ".join(f"{v:.0f}" for v in s["rss_mib_after_each_round"]) + " MiB"])
 
 
 def main(argv: Sequence[str] | None = None) -> None:
