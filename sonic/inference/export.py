@@ -51,12 +51,12 @@ from torch import nn
 
 import sonic
 from sonic.config import to_dict
+from sonic.inference.predictor import UnknownModelError, resolve_checkpoint
 from sonic.runtime import atomic_path
 from sonic.training.checkpoint import Classifier, load_classifier
 
 INPUT = "log_mel_db"
 OUTPUTS = ("logits", "probabilities")
-PIPELINE_MODELS = ("cnn", "resnet")  # data/models/<name>.pt, as dvc.yaml writes them
 MIN_OPSET = 18  # torch's exporter writes no older opset itself
 EXIT_OK, EXIT_UNUSABLE = 0, 2
 
@@ -192,25 +192,6 @@ def export_onnx(classifier: Classifier, out: str | Path, opset: int = 18,
 
 
 # ------------------------------------------------------------------------------ the command
-def resolve_checkpoint(model: str, models_dir: Path) -> Path:
-    """``cnn`` / ``resnet`` → ``models_dir/<name>.pt``; anything else is a checkpoint path.
-
-    Raises ``FileNotFoundError`` naming the missing file, ``ValueError`` for an unknown name.
-    """
-    if model in PIPELINE_MODELS:
-        path = Path(models_dir) / f"{model}.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no checkpoint; run `dvc repro` to train the "
-                                    "models, or pass --model FILE.pt")
-        return path
-    path = Path(model)
-    if path.suffix == ".pt" or path.is_file():
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such checkpoint file")
-        return path
-    raise ValueError(f"unknown model {model!r}: use cnn, resnet or the path of a checkpoint (.pt)")
-
-
 def check_opset(opset: int) -> None:
     """Raise ``ValueError`` unless the exporter can write ``opset`` itself.
 
@@ -230,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         check_opset(args.opset)
         checkpoint = resolve_checkpoint(args.model, args.models_dir)
         classifier = load_classifier(checkpoint)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, UnknownModelError) as err:
         print(f"sonic export: {err}", file=sys.stderr)
         return EXIT_UNUSABLE
     proto = export_onnx(classifier, args.out, args.opset, checkpoint)

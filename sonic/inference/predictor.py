@@ -30,6 +30,27 @@ class UnknownModelError(LookupError):
     """A model name that is neither loaded nor ``ensemble``."""
 
 
+def resolve_checkpoint(model: str, models_dir: str | Path) -> Path:
+    """``cnn`` / ``resnet`` → ``models_dir/<name>.pt``; anything else is a checkpoint path.
+
+    Raises ``FileNotFoundError`` naming the missing file and how to make it, or
+    :class:`UnknownModelError` for a name that is neither.
+    """
+    if model in PIPELINE_MODELS:
+        path = Path(models_dir) / f"{model}.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no checkpoint; run `dvc repro` to train the "
+                                    "models, or pass --model FILE.pt")
+        return path
+    path = Path(model)
+    if path.suffix == ".pt" or path.is_file():
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such checkpoint file")
+        return path
+    raise UnknownModelError(f"unknown model {model!r}: use cnn, resnet or the path of a "
+                            "checkpoint (.pt), or ensemble where both can serve")
+
+
 @dataclass
 class Prediction:
     """The result for one file: clip-level probabilities and, per window, its own."""
@@ -127,22 +148,13 @@ class Predictor:
 
         Raises ``FileNotFoundError`` naming the missing checkpoint and how to make it.
         """
-        if model.endswith(".pt") or Path(model).is_file():
-            path = Path(model)
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: no such checkpoint file")
-            return cls({path.stem: load_classifier(path, device)}, path.stem, batch_size, precision)
-        names = PIPELINE_MODELS if model == ENSEMBLE else (model,)
-        if model != ENSEMBLE and model not in PIPELINE_MODELS:
-            raise UnknownModelError(f"unknown model {model!r}: use cnn, resnet, ensemble or the "
-                                    "path of a checkpoint (.pt)")
-        found = {n: Path(models_dir) / f"{n}.pt" for n in names}
-        missing = [str(p) for p in found.values() if not p.is_file()]
-        if missing:
-            raise FileNotFoundError(f"{', '.join(missing)}: no checkpoint; run `dvc repro` to "
-                                    "train the models, or pass --model FILE.pt")
-        return cls({n: load_classifier(p, device) for n, p in found.items()}, model, batch_size,
-                   precision)
+        if model == ENSEMBLE:
+            paths = [resolve_checkpoint(name, models_dir) for name in PIPELINE_MODELS]
+        else:
+            paths = [resolve_checkpoint(model, models_dir)]
+        classifiers = {path.stem: load_classifier(path, device) for path in paths}
+        default = model if model == ENSEMBLE else paths[0].stem
+        return cls(classifiers, default, batch_size, precision)
 
     @property
     def classes(self) -> list[str]:
