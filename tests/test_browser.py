@@ -259,6 +259,7 @@ def test_explorer_page(server, browser, models: Path, tmp_path: Path) -> None:
                             browser.find_element(By.ID, "prediction-info").text)[1])
     if os.environ.get("SONIC_SCREENSHOTS"):
         record = Path(os.environ["SONIC_SCREENSHOTS"]) / "timing.json"
+        record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps({"clip": str(clip), "upload_to_top3_ms": page_ms}) + "\n")
 
     layers = lambda d: d.find_elements(By.CSS_SELECTOR, "#feature-maps .layer")  # noqa: E731
