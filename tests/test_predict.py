@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -18,6 +19,7 @@ from sonic.config import DataConfig
 from sonic.features.extract import extract
 from sonic.inference.predictor import Predictor
 from sonic.inference.windows import Windowing, load_windows, window_starts
+from sonic.training.checkpoint import load_classifier
 
 REPO = Path(__file__).resolve().parents[1]
 HZ = {"low": 220.0, "mid": 880.0, "high": 2500.0}  # conftest's CLASS_HZ: the classes' tones
@@ -167,3 +169,14 @@ def test_many_files_give_the_same_results_batched_and_one_by_one(trained) -> Non
         alone = batched.predict_file(path)
         assert result.path == str(path)
         np.testing.assert_allclose(result.probs, alone.probs, atol=1e-5)
+
+
+def test_models_of_other_classes_or_features_are_not_ensembled(trained) -> None:
+    cnn = load_classifier(trained.models / "cnn.pt")
+    resnet = load_classifier(trained.models / "resnet.pt")
+    renamed = dataclasses.replace(resnet, classes=["a", "b", "c"])
+    with pytest.raises(ValueError, match="different classes"):
+        Predictor({"cnn": cnn, "resnet": renamed})
+    other = dataclasses.replace(resnet, features=dataclasses.replace(resnet.features, n_mels=64))
+    with pytest.raises(ValueError, match="different features"):
+        Predictor({"cnn": cnn, "resnet": other})

@@ -117,14 +117,15 @@ class Predictor:
     def __post_init__(self) -> None:
         if not self.classifiers:
             raise ValueError("no classifier given")
-        first = next(iter(self.classifiers.values()))
+        # (not evaluation's check_same_classes: importing scikit-learn costs the CLI a second)
+        first_name, first = next(iter(self.classifiers.items()))
         for name, clf in self.classifiers.items():
             if clf.classes != first.classes:
-                raise ValueError(f"{name} was trained on other classes than "
-                                 f"{next(iter(self.classifiers))}; they cannot be ensembled")
+                raise ValueError(f"{first_name} and {name} were trained on different classes; "
+                                 "they cannot be ensembled")
             if clf.features != first.features:
-                raise ValueError(f"{name} was trained on other features than "
-                                 f"{next(iter(self.classifiers))}; load them separately")
+                raise ValueError(f"{first_name} and {name} were trained on different features; "
+                                 "load them separately")
         self.default = self.resolve(self.default)
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
@@ -133,10 +134,10 @@ class Predictor:
         self.bf16 = native if self.precision == "auto" else self.precision == "bf16"
         # channels_last where training would use it: with bf16 on AMX, 2-3x the windows/s
         self._formats = {}
-        for clf in self.classifiers.values():
+        for name, clf in self.classifiers.items():
             last = channels_last_safe(clf.model, self.device, self.bf16)
-            self._formats[id(clf)] = torch.channels_last if last else torch.contiguous_format
-            clf.model.eval().to(memory_format=self._formats[id(clf)])
+            self._formats[name] = torch.channels_last if last else torch.contiguous_format
+            clf.model.eval().to(memory_format=self._formats[name])
 
     # ------------------------------------------------------------------------------ loading
     @classmethod
@@ -182,13 +183,13 @@ class Predictor:
         names = list(self.classifiers) if model == ENSEMBLE else [model]
         with self._lock, torch.inference_mode(), autocast(self.device, self.bf16):
             # one forward at a time: each already uses every core
-            probs = [self._probs(self.classifiers[n], mels) for n in names]
+            probs = [self._probs(n, mels) for n in names]
         return np.mean(probs, axis=0)
 
-    def _probs(self, clf: Classifier, mels: np.ndarray) -> np.ndarray:
+    def _probs(self, name: str, mels: np.ndarray) -> np.ndarray:
         """(W, n_mels, T) dB → (W, C) softmax of one classifier, ``batch_size`` windows at a time,
         in the memory format :meth:`__post_init__` chose for it."""
-        fmt = self._formats[id(clf)]
+        clf, fmt = self.classifiers[name], self._formats[name]
         out = [clf.model(clf.normalize(mels[i:i + self.batch_size]).to(self.device,
                                                                        memory_format=fmt))
                ["logits"].float().softmax(-1).cpu() for i in range(0, len(mels), self.batch_size)]
