@@ -3,7 +3,11 @@
 ``params.yaml`` is parsed here and nowhere else. Each top-level section maps onto one frozen
 dataclass; an unknown key or a value of the wrong type is a :class:`ConfigError` that names the
 key's full dotted path (``augment.noise.snr_min``), so a typo never silently falls back to a
-default.
+default. So is a value out of its range (fields declared with :func:`bounded`: ``train.patience:
+must be ≥ 1, got 0``) or values that do not fit together (a dataclass's ``problems()``).
+
+The dataclass defaults are ``params.yaml``'s values (``tests/test_config.py`` checks that they
+agree), so a section or key left out of a params file means what the committed file says.
 """
 from __future__ import annotations
 
@@ -25,6 +29,27 @@ class ConfigError(ValueError):
     """A params file that does not match the schema below."""
 
 
+def bounded(default: Any, low: float | None = None, high: float | None = None, *,
+            open_low: bool = False, open_high: bool = False) -> Any:
+    """A field whose value (each element, for a tuple) must lie in [low, high]; ``open_low`` /
+    ``open_high`` exclude the bound. Checked by the parser, which names the key."""
+    return dataclasses.field(default=default, metadata={"range": (low, high, open_low, open_high)})
+
+
+def _out_of_range(value: Any, bounds: tuple) -> str | None:
+    """Why ``value`` (or an element of it) breaks ``bounds``, or None."""
+    low, high, open_low, open_high = bounds
+    for v in value if isinstance(value, tuple) else (value,):
+        if low is not None and (v < low or (open_low and v == low)):
+            return f"must be {'>' if open_low else '≥'} {low}, got {value!r}"
+        if high is not None and (v > high or (open_high and v == high)):
+            return f"must be {'<' if open_high else '≤'} {high}, got {value!r}"
+    return None
+
+
+PROBABILITY = dict(low=0.0, high=1.0)
+
+
 # --------------------------------------------------------------------------------------- data
 @dataclass(frozen=True)
 class DataConfig:
@@ -39,26 +64,41 @@ class DataConfig:
 class DemoConfig:
     seed: int = 7
     classes: tuple[str, ...] = ("dog_bark", "drilling", "siren", "engine_idling", "rain")
-    train_per_class: int = 40
-    test_per_class: int = 10
+    train_per_class: int = bounded(32, 1)
+    test_per_class: int = bounded(10, 0)
 
 
 # ----------------------------------------------------------------------------------- features
 @dataclass(frozen=True)
 class FeatureConfig:
-    sample_rate: int = 22050  # Hz
-    duration: float = 2.5  # seconds every clip is padded or cropped to
-    n_fft: int = 1024
-    hop_length: int = 512
-    n_mels: int = 128
-    f_min: float = 0.0  # Hz
+    sample_rate: int = bounded(22050, 1)  # Hz
+    duration: float = bounded(2.5, 0.0, open_low=True)  # seconds every clip is padded or cropped to
+    n_fft: int = bounded(1024, 2)
+    hop_length: int = bounded(512, 1)
+    n_mels: int = bounded(128, 1)
+    f_min: float = bounded(0.0, 0.0)  # Hz
     f_max: float | None = None  # Hz; None means sample_rate / 2
-    top_db: float = 80.0  # dB below each clip's peak that the log-mel is clamped to
+    # dB below each clip's peak that the log-mel is clamped to
+    top_db: float = bounded(80.0, 0.0, open_low=True)
     trim: bool = True
-    trim_db: float = 60.0  # dB below peak counted as silence by the trimmer
+    trim_db: float = bounded(60.0, 0.0, open_low=True)  # dB below peak counted as silence
     device: str = "cpu"
-    workers: int = 2  # decoding processes
-    batch_size: int = 64  # clips per mel batch
+    workers: int = bounded(2, 1)  # decoding processes
+    batch_size: int = bounded(64, 1)  # clips per mel batch
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, why) for values that are each fine but do not fit together."""
+        out = []
+        if self.hop_length > self.n_fft:
+            out.append(("hop_length", f"must be ≤ n_fft ({self.n_fft}), got {self.hop_length}"))
+        nyquist = self.sample_rate / 2
+        if self.f_max is not None and not self.f_min < self.f_max <= nyquist:
+            out.append(("f_max", f"must be above f_min ({self.f_min}) and at most half the "
+                                 f"sample rate ({nyquist:g}), got {self.f_max}"))
+        if self.f_min >= nyquist:
+            out.append(("f_min", f"must be below half the sample rate ({nyquist:g}), got "
+                                 f"{self.f_min}"))
+        return out
 
     @property
     def n_samples(self) -> int:
@@ -71,8 +111,8 @@ class FeatureConfig:
 
 @dataclass(frozen=True)
 class SplitConfig:
-    val_size: float = 0.2
-    val_fold: int = 1  # ESC-50: the fold held out for validation
+    val_size: float = bounded(0.2, 0.0, 1.0, open_low=True, open_high=True)
+    val_fold: int = bounded(1, 1)  # ESC-50: the fold held out for validation
     seed: int = 42
 
 
@@ -81,24 +121,30 @@ class SplitConfig:
 class RangeAug:
     """One augmentation: applied with probability ``p``, strength drawn uniformly in [low, high]."""
 
-    p: float = 0.5
+    p: float = bounded(0.5, **PROBABILITY)
     low: float = 0.0
     high: float = 0.0
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, why) for values that are each fine but do not fit together."""
+        if self.high < self.low:
+            return [("high", f"must be ≥ low ({self.low}), got {self.high}")]
+        return []
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    copies: int = 2
+    copies: int = bounded(2, 0)
     seed: int = 0
-    p_unchanged: float = 0.1  # chance a copy is left as it is
+    p_unchanged: float = bounded(0.1, **PROBABILITY)  # chance a copy is left as it is
     time_stretch: RangeAug = RangeAug(0.5, 0.8, 1.25)  # rate; >1 is faster
     pitch_shift: RangeAug = RangeAug(0.5, -2.0, 2.0)  # semitones
     speed: RangeAug = RangeAug(0.3, 0.9, 1.1)  # resampling factor (pitch and tempo together)
     noise: RangeAug = RangeAug(0.5, 10.0, 30.0)  # SNR in dB
     time_shift: RangeAug = RangeAug(0.5, -0.2, 0.2)  # fraction of the clip, circular
     reverb: RangeAug = RangeAug(0.3, 0.2, 0.8)  # RT60 in seconds
-    reverb_wet: float = 0.3  # wet/dry mix of the reverb
-    workers: int = 2
+    reverb_wet: float = bounded(0.3, **PROBABILITY)  # wet/dry mix of the reverb
+    workers: int = bounded(2, 1)
 
 
 # -------------------------------------------------------------------------------------- train
@@ -108,45 +154,45 @@ class TrainConfig:
     device: str = "auto"  # auto | cuda | mps | cpu
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     channels_last: bool = True
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.01
+    epochs: int = bounded(12, 1)
+    batch_size: int = bounded(32, 1)
+    lr: float = bounded(1e-3, 0.0, open_low=True)
+    weight_decay: float = bounded(0.01, 0.0)
     schedule: Literal["onecycle", "cosine"] = "onecycle"
-    pct_start: float = 0.1
-    label_smoothing: float = 0.1
-    mixup_alpha: float = 0.2
-    mixup_prob: float = 0.3  # fraction of batches mixed
-    freq_masks: int = 2
-    freq_mask_width: int = 16  # mel bins, max
-    time_masks: int = 2
-    time_mask_width: int = 20  # frames, max
-    grad_clip: float = 5.0
+    pct_start: float = bounded(0.2, 0.0, 1.0, open_low=True, open_high=True)
+    label_smoothing: float = bounded(0.1, 0.0, 1.0, open_high=True)
+    mixup_alpha: float = bounded(0.2, 0.0)
+    mixup_prob: float = bounded(0.3, **PROBABILITY)  # fraction of batches mixed
+    freq_masks: int = bounded(2, 0)
+    freq_mask_width: int = bounded(16, 0)  # mel bins, max
+    time_masks: int = bounded(2, 0)
+    time_mask_width: int = bounded(20, 0)  # frames, max
+    grad_clip: float = bounded(5.0, 0.0)
     monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
-    patience: int = 10
+    patience: int = bounded(4, 1)
     use_augmented: bool = True
 
 
 @dataclass(frozen=True)
 class CNNConfig:
-    widths: tuple[int, ...] = (64, 128, 256, 512)
-    fc: tuple[int, ...] = (1024, 512, 256)
-    pool: tuple[int, int] = (4, 6)  # adaptive-average-pool output before the FC head
-    dropout: float = 0.2  # after each conv block
-    fc_dropout: float = 0.5
+    widths: tuple[int, ...] = bounded((64, 128, 256, 512), 1)
+    fc: tuple[int, ...] = bounded((1024, 512, 256), 1)
+    pool: tuple[int, int] = bounded((4, 6), 1)  # adaptive-average-pool output before the FC head
+    dropout: float = bounded(0.2, 0.0, 1.0, open_high=True)  # after each conv block
+    fc_dropout: float = bounded(0.5, 0.0, 1.0, open_high=True)
 
 
 @dataclass(frozen=True)
 class ResNetConfig:
-    blocks: tuple[int, ...] = (2, 2, 2, 2)  # (3, 4, 6, 3) is the ResNet-34 layout
-    widths: tuple[int, ...] = (64, 128, 256, 512)
-    dropout: float = 0.5
+    blocks: tuple[int, ...] = bounded((2, 2, 2, 2), 1)  # (3, 4, 6, 3) is the ResNet-34 layout
+    widths: tuple[int, ...] = bounded((64, 128, 256, 512), 1)
+    dropout: float = bounded(0.5, 0.0, 1.0, open_high=True)
     pretrained: str | None = None  # local torchvision ResNet state dict
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    calibration_bins: int = 15
+    calibration_bins: int = bounded(15, 1)
 
 
 @dataclass(frozen=True)
@@ -158,27 +204,27 @@ class SubmitConfig:
 @dataclass(frozen=True)
 class CGANConfig:
     seed: int = 0
-    z_dim: int = 128
-    embed_dim: int = 32
-    g_width: int = 256  # channels of the first upsampling block; halved by each block
-    d_width: int = 32  # channels of the first discriminator block; doubled by each block
+    z_dim: int = bounded(128, 1)
+    embed_dim: int = bounded(32, 1)
+    g_width: int = bounded(128, 1)  # channels of the first upsampling block; halved by each block
+    d_width: int = bounded(16, 1)  # channels of the first discriminator block; doubled by each
     d_norm: Literal["spectral", "batch"] = "spectral"
     loss: Literal["bce", "hinge"] = "bce"
-    mode_seeking: float = 1.0  # weight of the mode-seeking (MSGAN) term against class collapse
-    epochs: int = 60
-    batch_size: int = 32
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    sample_every: int = 10
-    audio_samples: int = 1  # WAVs per class written at each sample_every
+    mode_seeking: float = bounded(1.0, 0.0)  # weight of the MSGAN term against class collapse
+    epochs: int = bounded(100, 1)
+    batch_size: int = bounded(16, 2)  # BatchNorm needs two samples
+    lr_g: float = bounded(5e-4, 0.0, open_low=True)
+    lr_d: float = bounded(5e-4, 0.0, open_low=True)
+    sample_every: int = bounded(20, 1)
+    audio_samples: int = bounded(1, 0, 4)  # WAVs per class written at each sample_every
     device: str = "auto"
 
 
 @dataclass(frozen=True)
 class SynthesizeConfig:
     seed: int = 0
-    per_class: int = 8
-    griffin_lim_iters: int = 32
+    per_class: int = bounded(8, 1)
+    griffin_lim_iters: int = bounded(64, 1)
     device: str = "auto"
 
 
@@ -248,11 +294,19 @@ def _build(cls: type, raw: dict, prefix: str) -> Any:
     if unknown:
         where = f"{prefix}." if prefix else ""
         raise ConfigError(f"unknown key {where}{unknown[0]} (allowed: {', '.join(sorted(names))})")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for name, value in raw.items():
         key = f"{prefix}.{name}" if prefix else name
         kwargs[name] = _convert(value, hints[name], key)
-    return cls(**kwargs)
+        bounds = fields[name].metadata.get("range")
+        problem = _out_of_range(kwargs[name], bounds) if bounds else None
+        if problem:
+            raise ConfigError(f"{key}: {problem}")
+    built = cls(**kwargs)
+    for name, problem in getattr(built, "problems", lambda: [])():
+        raise ConfigError(f"{prefix}.{name}: {problem}" if prefix else f"{name}: {problem}")
+    return built
 
 
 def parse_params(raw: dict | None) -> Params:

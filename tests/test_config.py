@@ -126,3 +126,28 @@ def test_exponent_floats_written_without_a_dot_are_floats():
     raw = yaml.safe_load("train:\n  lr: 5e-4\n  weight_decay: 1E-2\n")
     params = parse_params(raw)
     assert params.train.lr == 5e-4 and params.train.weight_decay == 1e-2
+
+
+def test_params_yaml_holds_exactly_the_defaults() -> None:
+    """One truth for defaults: a key left out of a params file means what params.yaml says."""
+    assert load_params(REPO / "params.yaml") == Params()
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"train": {"patience": 0}}, "train.patience: must be ≥ 1, got 0"),
+    ({"train": {"mixup_prob": 1.5}}, "train.mixup_prob: must be ≤ 1.0, got 1.5"),
+    ({"train": {"lr": 0.0}}, "train.lr: must be > 0.0, got 0.0"),
+    ({"split": {"val_size": 1.0}}, "split.val_size: must be < 1.0"),
+    ({"cnn": {"widths": [64, 0]}}, "cnn.widths: must be ≥ 1, got (64, 0)"),
+    ({"augment": {"noise": {"p": 0.5, "low": 30.0, "high": 10.0}}},
+     "augment.noise.high: must be ≥ low (30.0), got 10.0"),
+    ({"augment": {"time_shift": {"p": -0.1}}}, "augment.time_shift.p: must be ≥ 0.0"),
+    ({"features": {"f_max": 20000.0}}, "features.f_max: must be above f_min (0.0) and at most "
+                                       "half the sample rate (11025)"),
+    ({"features": {"hop_length": 2048}}, "features.hop_length: must be ≤ n_fft (1024)"),
+    ({"cgan": {"audio_samples": 5}}, "cgan.audio_samples: must be ≤ 4, got 5"),
+])
+def test_out_of_range_values_name_the_key(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_params(raw)
+    assert message in str(err.value)
