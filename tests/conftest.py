@@ -32,6 +32,7 @@ BAD_CASES = {
     "text.wav": "not a readable audio file",
     "nan.wav": "NaN",
     "silent.wav": "every sample is zero",
+    "cancelling.wav": "channels are mixed to mono",
 }
 
 
@@ -65,6 +66,8 @@ def write_bad_files(folder: Path) -> dict[Path, str]:
     nan[100] = np.nan
     sf.write(folder / "nan.wav", nan, 8000, subtype="FLOAT")
     sf.write(folder / "silent.wav", np.zeros(2400, np.float32), 8000)
+    left = tone(440.0, 0.3, 8000)[:, 0]
+    sf.write(folder / "cancelling.wav", np.stack([left, -left], axis=1), 8000, subtype="PCM_16")
     return {folder / name: reason for name, reason in BAD_CASES.items()}
 
 

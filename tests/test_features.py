@@ -247,7 +247,7 @@ def test_extract_mels_stage_reports_bad_files(tmp_path: Path, tiny_features: Fea
     for file, reason in zip(table["file"], table["reason"]):
         assert bad[file] in reason
         assert f"skipping {file}" in run.stdout
-    assert "6 rejected" in run.stdout
+    assert f"{len(bad)} rejected" in run.stdout
 
     clips, _ = discover(DataConfig(layout="folder", root=str(root)))
     expected = extract(clips, tiny_features)  # workers=1

@@ -108,7 +108,7 @@ def test_generate_gives_wavs_and_spectrograms_of_the_class(client, trained) -> N
 @pytest.mark.parametrize("name, word", [
     ("truncated.wav", "truncated"), ("empty.wav", "empty file"),
     ("text.wav", "not a readable audio file"), ("nan.wav", "NaN"),
-    ("silent.wav", "every sample is zero"),
+    ("silent.wav", "every sample is zero"), ("cancelling.wav", "channels are mixed to mono"),
 ])
 def test_bad_uploads_get_422_naming_the_file_and_problem(client, bad_files_writer, tmp_path,
                                                          name, word) -> None:
@@ -120,7 +120,7 @@ def test_bad_uploads_get_422_naming_the_file_and_problem(client, bad_files_write
         detail = response.json()["detail"]
         assert detail.startswith(f"my_{name}:") and word in detail
         assert "sonic-upload-" not in detail  # never the server's temporary path
-    assert len(bad) == 5
+    assert len(bad) == 6
 
 
 def test_unknown_model_class_and_missing_parts(client, wav) -> None:

@@ -54,7 +54,8 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     Raises
     ------
     BadAudioError
-        For a missing, empty, truncated, undecodable, non-finite or all-zero file.
+        For a missing, empty, truncated, undecodable, non-finite or all-zero file, or one whose
+        channels cancel out when mixed to mono.
     """
     path = Path(path)
     if not path.is_file():
@@ -77,4 +78,15 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
                                   "clean float data")
     if not np.any(audio):
         raise BadAudioError(path, "silent: every sample is zero; delete it or replace it")
+    if audio.shape[1] > 1 and _cancels_in_mono(audio):
+        raise BadAudioError(path, f"silent once its {audio.shape[1]} channels are mixed to mono "
+                                  "(they cancel out: one is the other inverted); re-export it "
+                                  "with the polarity fixed, or keep one channel")
     return np.ascontiguousarray(audio.T), int(sr)
+
+
+def _cancels_in_mono(audio: np.ndarray) -> bool:
+    """True if the mean of the channels of (samples, channels) audio, the mono mix every model
+    sees, is at least 80 dB (the default ``top_db``) below the loudest channel."""
+    mono_peak = np.abs(audio.mean(axis=1, dtype=np.float64)).max()
+    return bool(mono_peak <= 1e-4 * np.abs(audio).max())
