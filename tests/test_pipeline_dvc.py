@@ -6,10 +6,13 @@ downstream of the changed section, `dvc metrics diff`, `dvc plots show` and `dvc
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
+import yaml
 
 pytestmark = pytest.mark.slow
 
@@ -91,3 +94,63 @@ def test_lr_experiment_reruns_training_only_and_diffs(repo, dvc):
     assert (html / "index.html").is_file()
     shown = json.loads(dvc(repo, "exp", "show", "--json"))
     assert len(shown) >= 1
+
+
+TIMING = ("wall_time_s", "samples_per_s")  # the only figures that may differ between runs
+
+
+def _committed(root: Path, path: str) -> str:
+    return subprocess.run(["git", "show", f"HEAD:{path}"], cwd=root, capture_output=True,
+                          text=True, check=True).stdout
+
+
+def _outputs(lock_text: str) -> dict[str, str]:
+    """Every stage output's hash in a dvc.lock, metrics files left out (they hold timings)."""
+    stages = yaml.safe_load(lock_text)["stages"]
+    return {out["path"]: out["md5"] for stage in stages.values() for out in stage.get("outs", [])
+            if not out["path"].startswith("metrics/")}
+
+
+def _figures(text: str) -> dict:
+    """A metrics file's figures without the timings, at any depth."""
+    def strip(d: dict) -> dict:
+        return {k: strip(v) if isinstance(v, dict) else v for k, v in d.items()
+                if k not in TIMING}
+    return strip(json.loads(text))
+
+
+def _same_checkpoint(a: Path, b: Path) -> bool:
+    """torch.save archives differ in a random serialisation id: compare what they hold."""
+    x, y = (torch.load(p, map_location="cpu", weights_only=True) for p in (a, b))
+
+    def same(u, v) -> bool:
+        if isinstance(u, torch.Tensor):
+            return isinstance(v, torch.Tensor) and torch.equal(u, v)
+        if isinstance(u, dict):
+            return isinstance(v, dict) and u.keys() == v.keys() and all(same(u[k], v[k])
+                                                                        for k in u)
+        if isinstance(u, (list, tuple)):
+            return len(u) == len(v) and all(same(i, j) for i, j in zip(u, v))
+        return u == v
+
+    return same(x, y)
+
+
+def test_a_second_run_on_this_machine_is_bit_identical(repo, dvc, repo_copier, tmp_path):
+    """`dvc repro` from nothing in a second copy gives the committed baseline of the first, bit
+    for bit: every output's hash (checkpoints: their contents) and every figure but the
+    timings."""
+    again = repo_copier(tmp_path / "again", TINY)
+    dvc(again, "repro")
+    first = _outputs(_committed(repo, "dvc.lock"))
+    second = _outputs((again / "dvc.lock").read_text())
+    assert first.keys() == second.keys()
+    for path, md5 in first.items():
+        if path.endswith(".pt"):  # the first run's file, from DVC's cache by its hash
+            cached = repo / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+            assert _same_checkpoint(cached, again / path), path
+        else:
+            assert second[path] == md5, path
+    for name in sorted(p.name for p in (again / "metrics").glob("*.json")):
+        assert _figures((again / "metrics" / name).read_text()) == \
+            _figures(_committed(repo, f"metrics/{name}")), name
