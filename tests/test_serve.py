@@ -15,7 +15,6 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np

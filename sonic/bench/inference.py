@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -145,7 +144,7 @@ def _start_server(models: Path, port: int) -> subprocess.Popen:
             return server
         except OSError:
             if server.poll() is not None:
-                raise RuntimeError(f"sonic serve exited: {server.stderr.read()[-2000:]}")
+                raise RuntimeError(f"sonic serve exited: {server.stderr.read()[-2000:]}") from None
             time.sleep(0.2)
     server.kill()
     raise RuntimeError("sonic serve did not answer within 120 s")
