@@ -32,6 +32,7 @@ from sonic.inference.inspect import envelope, feature_layers, mel_image
 from sonic.inference.predictor import ENSEMBLE, Predictor, UnknownModelError
 from sonic.inference.windows import windows_of
 from sonic.runtime import pick_device
+from sonic.serve.limits import BodyLimit
 from sonic.training.checkpoint import load_classifier
 
 STATIC = Path(__file__).parent / "static"
@@ -102,8 +103,6 @@ def describe_models(predictor: Predictor) -> list[dict]:
 def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
                max_upload_bytes: int = 50_000_000) -> FastAPI:
     """The ASGI app: ``/`` (the page), ``/api/*`` (JSON), ``/docs`` (OpenAPI, served locally)."""
-    from sonic.serve.limits import BodyLimit
-
     app = FastAPIOffline(title="Sonic", version="0.1.0", redoc_url=None,
                          description="Classify environmental sounds and generate new ones with "
                                      "the models the Sonic pipeline trained.")
