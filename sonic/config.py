@@ -53,7 +53,7 @@ PROBABILITY = dict(low=0.0, high=1.0)
 # --------------------------------------------------------------------------------------- data
 @dataclass(frozen=True)
 class DataConfig:
-    layout: Literal["demo", "folder", "esc50"] = "demo"
+    layout: Literal["demo", "folder", "esc50", "urbansound8k"] = "demo"
     root: str = "data/demo"
     on_bad_file: Literal["skip", "fail"] = "skip"
     group_regex: str | None = None  # first capture group of the file stem names the clip's group

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from sonic.runtime import write_json, write_text
+from sonic.split import FOLD_LAYOUTS
 
 EVALUATE = "metrics/evaluate.json"
 METRICS = ("accuracy", "macro_f1")
@@ -163,10 +164,11 @@ def aggregate(table: pd.DataFrame, folds: Sequence[int] | None = None
         warnings.append(f"missing fold(s) {', '.join(map(str, missing))}: "
                         f"figures are over folds {', '.join(map(str, present))} only")
     warnings += _param_warnings(table)
-    layouts = sorted(set(table["layout"].dropna()) - {"esc50"})
+    layouts = sorted(set(table["layout"].dropna()) - set(FOLD_LAYOUTS))
     if layouts:
         warnings.append(f"data.layout {', '.join(layouts)}: split.val_fold only picks the "
-                        "validation fold for esc50; these runs are not cross-validation folds")
+                        "validation fold for esc50 and urbansound8k; these runs are not "
+                        "cross-validation folds")
     models = sorted(table["model"].unique(),
                     key=lambda m: (MODEL_ORDER.index(m) if m in MODEL_ORDER else 99, m))
     rows = []

@@ -1,7 +1,9 @@
 """``split``: assign each labelled clip to training or validation, keeping groups whole.
 
-Folder layouts get a stratified split (``split.val_size`` of each class, by whole groups); ESC-50
-holds out ``split.val_fold``. Test clips of a layout keep the role ``test`` and never enter it.
+Folder layouts get a stratified split (``split.val_size`` of each class, by whole groups); the
+fold layouts (ESC-50, UrbanSound8K) hold out ``split.val_fold``, and refuse an index in which a
+group spans that fold and another. Test clips of a layout keep the role ``test`` and never enter
+it.
 """
 from __future__ import annotations
 
@@ -10,17 +12,26 @@ import pandas as pd
 
 from sonic.config import SplitConfig
 
+FOLD_LAYOUTS = ("esc50", "urbansound8k")  # layouts whose index assigns every clip a fold
+
 
 def split_roles(index: pd.DataFrame, cfg: SplitConfig, layout: str) -> pd.DataFrame:
     """Return ``clip_id, label, group, role`` with role in {train, val, test} for every clip."""
     table = index[["clip_id", "label", "group"]].copy()
     table["role"] = np.where(index["role"] == "test", "test", "train")
     pool = index["role"] != "test"
-    if layout == "esc50":
+    if layout in FOLD_LAYOUTS:
         folds = sorted(index.loc[pool, "fold"].unique())
         if cfg.val_fold not in folds:
             raise ValueError(f"split.val_fold={cfg.val_fold} is not one of the folds {folds}")
-        table.loc[pool & (index["fold"] == cfg.val_fold), "role"] = "val"
+        held_out = pool & (index["fold"] == cfg.val_fold)
+        straddling = sorted(set(index.loc[held_out, "group"]) &
+                            set(index.loc[pool & ~held_out, "group"]))
+        if straddling:
+            raise ValueError(f"{len(straddling)} group(s) have clips in fold {cfg.val_fold} and "
+                             f"in other folds ({', '.join(straddling[:3])}): the index's folds "
+                             "would leak one recording into both training and validation")
+        table.loc[held_out, "role"] = "val"
     else:
         val_groups = stratified_group_holdout(index.loc[pool], cfg.val_size, cfg.seed)
         table.loc[pool & index["group"].isin(val_groups), "role"] = "val"

@@ -95,6 +95,26 @@ def write_folder_set(root: Path, per_class: int = 3, n_test: int = 2,
     return root
 
 
+def write_urbansound8k(root: Path, missing: str | None = None) -> pd.DataFrame:
+    """An 8-slice UrbanSound8K look-alike: official metadata columns, audio/fold<N>/, two
+    recordings (fsIDs) cut into two slices each in folds 1 and 2, the rest one slice each."""
+    rows = []
+    for i, (fs_id, fold, label) in enumerate([(100, 1, "dog_bark"), (100, 1, "dog_bark"),
+                                              (200, 2, "siren"), (200, 2, "siren"),
+                                              (300, 3, "dog_bark"), (400, 3, "siren"),
+                                              (500, 1, "siren"), (600, 2, "dog_bark")]):
+        name = f"{fs_id}-{int(label == 'siren')}-0-{i}.wav"
+        rows.append((name, fs_id, i * 0.5, i * 0.5 + 0.4, 1, fold, int(label == "siren"), label))
+        if name != missing:
+            write_clip(root / "audio" / f"fold{fold}" / name, sr=48000, seconds=0.1,
+                        channels=2)
+    meta = pd.DataFrame(rows, columns=["slice_file_name", "fsID", "start", "end", "salience",
+                                       "fold", "classID", "class"])
+    (root / "metadata").mkdir(parents=True)
+    meta.to_csv(root / "metadata" / "UrbanSound8K.csv", index=False)
+    return meta
+
+
 def write_params(path: Path, **sections: dict) -> Path:
     """A params file holding only ``sections`` (the rest keep their defaults)."""
     path.write_text(yaml.safe_dump(sections, sort_keys=False))
@@ -163,6 +183,11 @@ def bad_files_writer() -> Callable[[Path], dict[Path, str]]:
 @pytest.fixture
 def folder_set_writer() -> Callable[..., Path]:
     return write_folder_set
+
+
+@pytest.fixture
+def urbansound8k_writer() -> Callable[..., pd.DataFrame]:
+    return write_urbansound8k
 
 
 @pytest.fixture

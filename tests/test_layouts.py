@@ -1,4 +1,4 @@
-"""``sonic.audio.layouts.discover``: the folder and ESC-50 layouts, answers, groups, misplaced and
+"""``sonic.audio.layouts.discover``: the folder, ESC-50 and UrbanSound8K layouts, answers, groups, misplaced and
 missing files, and wrong layouts that say what was expected where."""
 from __future__ import annotations
 
@@ -135,3 +135,30 @@ def test_flac_and_ogg_are_discovered_and_decoded(tmp_path: Path, clip_writer) ->
     assert (audio.shape, sr) == ((1, 4000), 16000)
     audio, sr = read_audio(ogg)
     assert audio.shape[0] == 2 and abs(audio.shape[1] - 5512) <= 1 and sr == 22050
+
+
+def test_urbansound8k_layout_groups_slices_by_recording(tmp_path: Path,
+                                                        urbansound8k_writer) -> None:
+    root = tmp_path / "UrbanSound8K"
+    urbansound8k_writer(root, missing="600-0-0-7.wav")
+    clips, bad = discover(DataConfig(layout="urbansound8k", root=str(root)))
+    assert [Path(b.path) for b in bad] == [root / "audio" / "fold2" / "600-0-0-7.wav"]
+    assert "missing from audio/fold2/" in bad[0].reason
+    assert len(clips) == 7 and all(c.role == "train" for c in clips)
+    first = next(c for c in clips if c.clip_id == "audio/fold1/100-0-0-0.wav")
+    assert (first.label, first.group, first.fold) == ("dog_bark", "fsID 100", 1)
+    assert sorted(c.clip_id for c in clips if c.group == "fsID 200") == [
+        "audio/fold2/200-1-0-2.wav", "audio/fold2/200-1-0-3.wav"]
+    audio, sr = read_audio(first.path)
+    assert sr == 48000 and audio.shape[0] == 2
+
+
+def test_urbansound8k_wrong_layouts(tmp_path: Path) -> None:
+    root = tmp_path / "US8K"
+    root.mkdir()
+    with pytest.raises(LayoutError, match=r"UrbanSound8K index at .*metadata/UrbanSound8K.csv"):
+        discover(DataConfig(layout="urbansound8k", root=str(root)))
+    (root / "metadata").mkdir()
+    (root / "metadata" / "UrbanSound8K.csv").write_text("slice_file_name,fold\na.wav,1\n")
+    with pytest.raises(LayoutError, match="missing column"):
+        discover(DataConfig(layout="urbansound8k", root=str(root)))

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sonic.config import SplitConfig
+from sonic.audio.layouts import discover
+from sonic.config import DataConfig, SplitConfig, to_dict
+from sonic.features.store import INDEX_COLUMNS
 from sonic.split import split_roles, stratified_group_holdout
 
 CLASSES = ("dog", "rain", "siren")
@@ -86,3 +88,50 @@ def test_esc50_holds_out_exactly_the_val_fold() -> None:
     assert set(table["role"]) == {"train", "val"}
     with pytest.raises(ValueError, match=r"split.val_fold=7 is not one of the folds"):
         split_roles(index, SplitConfig(val_fold=7), "esc50")
+
+
+@pytest.mark.parametrize("layout", ["esc50", "urbansound8k"])
+def test_fold_layouts_refuse_a_recording_in_two_folds(layout: str) -> None:
+    """The official folds keep a recording's clips (ESC-50 src_file, UrbanSound8K fsID)
+    together; an index that does not would leak one recording into both sides."""
+    index = esc50_index()
+    assert (split_roles(index, SplitConfig(val_fold=2), layout)["role"] == "val").sum() == 8
+    index.loc[0, "fold"] = 2  # one take of fold 1's first recording moved to fold 2
+    with pytest.raises(ValueError, match=r"1 group\(s\) have clips in fold 2 and in other folds "
+                                         r"\(dog10\)"):
+        split_roles(index, SplitConfig(val_fold=2), layout)
+
+
+def test_urbansound8k_split_from_the_discovered_layout(tmp_path, urbansound8k_writer) -> None:
+    """Discovered slices, held-out fold 2: exactly fold 2 validates, whole recordings only."""
+    urbansound8k_writer(tmp_path / "us8k")
+    clips, _ = discover(DataConfig(layout="urbansound8k", root=str(tmp_path / "us8k")))
+    index = pd.DataFrame([(c.clip_id, str(c.path), c.label, c.group, c.role, c.fold)
+                          for c in clips], columns=list(INDEX_COLUMNS))
+    table = split_roles(index, SplitConfig(val_fold=2), "urbansound8k")
+    val = set(table.loc[table["role"] == "val", "clip_id"])
+    assert val == {c.clip_id for c in clips if c.fold == 2}
+    assert set(table.loc[table["role"] == "val", "group"]).isdisjoint(
+        table.loc[table["role"] == "train", "group"])
+
+
+def test_urbansound8k_through_the_extract_and_split_stages(tmp_path, urbansound8k_writer,
+                                                           tiny_features, params_writer,
+                                                           stage) -> None:
+    """params alone (data.layout, data.root, split.val_fold) take the stages through it:
+    48 kHz stereo slices decoded, folds kept in the index, fold 3 held out."""
+    urbansound8k_writer(tmp_path / "us8k")
+    params = params_writer(tmp_path / "params.yaml",
+                           data={"layout": "urbansound8k", "root": str(tmp_path / "us8k")},
+                           features=to_dict(tiny_features), split={"val_fold": 3})
+    feats, report = tmp_path / "features", tmp_path / "bad.csv"
+    run = stage("extract_mels.py", "--params", params, "--out", feats, "--report", report)
+    assert run.returncode == 0, run.stderr
+    index = pd.read_csv(feats / "index.csv")
+    assert len(index) == 8 and sorted(index["fold"].unique()) == [1, 2, 3]
+    run = stage("split.py", "--params", params, "--index", feats / "index.csv",
+                "--out", tmp_path / "split.csv")
+    assert run.returncode == 0, run.stderr
+    roles = pd.read_csv(tmp_path / "split.csv").merge(index[["clip_id", "fold"]], on="clip_id")
+    assert set(roles.loc[roles["role"] == "val", "fold"]) == {3}
+    assert (roles["role"] == "val").sum() == 2

@@ -9,6 +9,12 @@ Layouts (``data.layout``):
 ``esc50``
     The official ESC-50 layout: ``<root>/meta/esc50.csv`` (filename, fold, target, category,
     esc10, src_file, take) and ``<root>/audio/<filename>``.
+``urbansound8k``
+    The official UrbanSound8K layout: ``<root>/metadata/UrbanSound8K.csv`` (slice_file_name,
+    fsID, start, end, salience, fold, classID, class) and ``<root>/audio/fold<N>/<slice>``. The
+    slices of one Freesound recording (``fsID``) form one group.
+
+In the two fold layouts every clip is in the labelled pool; ``split.val_fold`` holds one fold out.
 """
 from __future__ import annotations
 
@@ -28,7 +34,8 @@ class LayoutError(Exception):
 
 @dataclass(frozen=True)
 class Clip:
-    """One source file. ``label`` is None for unanswered test clips; ``fold`` is 0 outside ESC-50."""
+    """One source file. ``label`` is None for unanswered test clips; ``fold`` is 0 outside the
+    fold layouts (ESC-50, UrbanSound8K)."""
 
     clip_id: str  # path relative to the root, unique
     path: Path
@@ -52,6 +59,8 @@ def discover(cfg: DataConfig) -> tuple[list[Clip], list[BadFile]]:
                           "it at the folder that holds the data set")
     if cfg.layout == "esc50":
         return _discover_esc50(root)
+    if cfg.layout == "urbansound8k":
+        return _discover_urbansound8k(root)
     return _discover_folder(root, cfg)
 
 
@@ -132,4 +141,29 @@ def _discover_esc50(root: Path) -> tuple[list[Clip], list[BadFile]]:
             continue
         clips.append(Clip(f"audio/{row.filename}", path, row.category, str(row.src_file),
                           "train", int(row.fold)))
+    return clips, bad
+
+
+US8K_COLUMNS = ("slice_file_name", "fsID", "fold", "class")
+
+
+def _discover_urbansound8k(root: Path) -> tuple[list[Clip], list[BadFile]]:
+    meta = root / "metadata" / "UrbanSound8K.csv"
+    if not meta.is_file():
+        raise LayoutError(f"expected the UrbanSound8K index at {meta} (columns slice_file_name, "
+                          f"fsID, start, end, salience, fold, classID, class) and the clips in "
+                          f"{root}/audio/fold1 … fold10/")
+    table = pd.read_csv(meta, dtype={"slice_file_name": str, "fsID": str, "class": str})
+    missing = [c for c in US8K_COLUMNS if c not in table.columns]
+    if missing:
+        raise LayoutError(f"{meta}: missing column(s) {', '.join(missing)}")
+    clips, bad = [], []
+    for name, fs_id, fold, label in table[list(US8K_COLUMNS)].itertuples(index=False):
+        rel = f"audio/fold{int(fold)}/{name}"
+        if not (root / rel).is_file():
+            bad.append(BadFile(str(root / rel), f"listed in metadata/UrbanSound8K.csv but missing "
+                                                f"from audio/fold{int(fold)}/; restore it or "
+                                                "remove its row"))
+            continue
+        clips.append(Clip(rel, root / rel, label, f"fsID {fs_id}", "train", int(fold)))
     return clips, bad

@@ -24,6 +24,7 @@ from sonic.runtime import pick_device, write_json
 
 REPO = Path(__file__).resolve().parents[2]
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+INDEX_FILES = {"esc50": "meta/esc50.csv", "urbansound8k": "metadata/UrbanSound8K.csv"}
 DEMO_PER_CLASS = 8  # generated clips per demo class without --data (and without --limit)
 
 
@@ -33,8 +34,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                                  "sonic/bench/__init__.py for the JSON schema).")
     parser.add_argument("--out", type=Path, help="JSON report to write")
     parser.add_argument("--data", type=Path, help="data set root (default: a generated demo set)")
-    parser.add_argument("--layout", choices=["esc50", "folder"],
-                        help="layout of --data (default: esc50 if meta/esc50.csv exists)")
+    parser.add_argument("--layout", choices=["esc50", "urbansound8k", "folder"],
+                        help="layout of --data (default: esc50 if meta/esc50.csv exists, "
+                             "urbansound8k if metadata/UrbanSound8K.csv does, else folder)")
     parser.add_argument("--params", type=Path, default=REPO / "params.yaml",
                         help="params file (features, train, model sizes; the DVC copy's too)")
     parser.add_argument("--skip-dvc", action="store_true", help="leave out the DVC timings")
@@ -109,7 +111,8 @@ def child(part: str, args: argparse.Namespace, data: Path, layout: str, work: Pa
 def resolve_data(args: argparse.Namespace, tmp: Path) -> tuple[Path, str, bool]:
     """(root, layout, generated?): ``--data`` as given, or a small demo set generated in ``tmp``."""
     if args.data:
-        layout = args.layout or ("esc50" if (args.data / "meta/esc50.csv").is_file() else "folder")
+        layout = args.layout or next((name for name, index in INDEX_FILES.items()
+                                      if (args.data / index).is_file()), "folder")
         return args.data.resolve(), layout, False
     from sonic.audio.demo import generate_demo
 
