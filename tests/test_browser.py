@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,8 @@ from typing import Callable
 import numpy as np
 import pytest
 import soundfile as sf
+
+from sonic.bench.inference import free_loopback_port
 
 pytestmark = pytest.mark.browser
 
@@ -60,12 +61,6 @@ def require_browser() -> None:
         if os.environ.get("SONIC_SKIP_BROWSER") == "1":
             pytest.skip(message)
         pytest.fail(message)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get_json(url: str) -> dict:
@@ -109,7 +104,7 @@ def server(models: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Call
     shared CPU is busy with the browser too, and spin-waiting threads only slow it down.
     """
     def start(generator: str) -> str:
-        port = free_port()
+        port = free_loopback_port()
         log = open(tmp_path / f"server-{port}.log", "w+")
         request.addfinalizer(log.close)
         proc = subprocess.Popen(

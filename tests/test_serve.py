@@ -23,6 +23,7 @@ import soundfile as sf
 import uvicorn
 from fastapi.testclient import TestClient
 
+from sonic.bench.inference import free_loopback_port
 from sonic.serve.app import create_app, load
 
 LIMIT = 1_000_000  # bytes: the upload limit of the test app
@@ -139,9 +140,7 @@ def test_unknown_model_class_and_missing_parts(client, wav) -> None:
 def live_server(client) -> Iterator[tuple[str, int]]:
     """The test app on a real loopback socket (uvicorn in a thread), for what an in-process
     client cannot show: when the server stops reading a body."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_loopback_port()
     server = uvicorn.Server(uvicorn.Config(client.app, host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -127,7 +127,8 @@ def _rss_mib(pid: int) -> float:
         return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
 
 
-def _free_port() -> int:
+def free_loopback_port() -> int:
+    """A TCP port nothing listens on at 127.0.0.1 now (the kernel's pick)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -182,7 +183,7 @@ def _load(url: str, body: bytes, boundary: str, clients: int, requests: int,
 
 
 def bench_serve(models: Path, clip: Path, requests: int, clients: int, seconds: float) -> dict:
-    port = _free_port()
+    port = free_loopback_port()
     server = _start_server(models, port)
     try:
         base = f"http://127.0.0.1:{port}"

@@ -7,7 +7,6 @@ pipes and stacked again.
 """
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import tempfile
@@ -22,7 +21,7 @@ from tqdm import tqdm
 from sonic.audio.io import BadAudioError, read_audio
 from sonic.audio.layouts import BadFile, Clip
 from sonic.config import FeatureConfig
-from sonic.features.mel import LogMel, prepare_waveform, waves_to_mels
+from sonic.features.mel import cached_logmel, prepare_waveform, waves_to_mels
 from sonic.features.store import INDEX_COLUMNS
 from sonic.runtime import save_npy, worker_pool
 
@@ -37,11 +36,6 @@ class Extracted:
     mels: np.ndarray  # (N, n_mels, n_frames) float32 dB
     index: pd.DataFrame  # INDEX_COLUMNS, one row per clip
     bad: list[BadFile]
-
-
-@functools.lru_cache(maxsize=2)
-def _logmel(cfg: FeatureConfig) -> LogMel:
-    return LogMel(cfg)  # built once per process and config
 
 
 @dataclass(frozen=True)
@@ -88,7 +82,7 @@ def _decode(job: tuple[int, Clip, FeatureConfig, _Rows, _Rows | None]) -> BadFil
     waves.write(i, wave)
     if mels is not None:
         with torch.no_grad():
-            mels.write(i, _logmel(cfg)(torch.from_numpy(wave[None]))[0].numpy())
+            mels.write(i, cached_logmel(cfg)(torch.from_numpy(wave[None]))[0].numpy())
     return None
 
 

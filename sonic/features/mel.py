@@ -6,6 +6,7 @@ centred STFT with zero padding) followed by ``librosa.power_to_db(S, ref=np.max,
 """
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -64,11 +65,19 @@ def fix_length(wave: np.ndarray, n_samples: int) -> np.ndarray:
     return np.pad(wave, (0, n_samples - len(wave)))
 
 
+def trimmed_signal(audio: np.ndarray, sr: int, cfg: FeatureConfig) -> tuple[np.ndarray, int]:
+    """Decoded audio (channels, samples) at ``sr`` Hz → mono float32 at cfg rate with leading and
+    trailing silence cut when ``cfg.trim``, and the number of samples cut from its start."""
+    wave = resample(to_mono(audio).astype(np.float32), sr, cfg.sample_rate)
+    if not cfg.trim:
+        return wave, 0
+    start, stop = trim_bounds(wave, cfg.trim_db)
+    return wave[start:stop], start
+
+
 def prepare_waveform(audio: np.ndarray, sr: int, cfg: FeatureConfig) -> np.ndarray:
     """Decoded audio (channels, samples) at ``sr`` Hz → mono float32 (cfg.n_samples,) at cfg rate."""
-    wave = resample(to_mono(audio).astype(np.float32), sr, cfg.sample_rate)
-    if cfg.trim:
-        wave = trim_silence(wave, cfg.trim_db)
+    wave, _ = trimmed_signal(audio, sr, cfg)
     return fix_length(wave, cfg.n_samples).astype(np.float32, copy=False)
 
 
@@ -119,6 +128,12 @@ class LogMel(nn.Module):
         mel = torch.sparse.mm(self._sparse_filters,
                               power.transpose(0, 1).reshape(n_freqs, batch * frames))
         return mel.reshape(-1, batch, frames).transpose(0, 1)
+
+
+@functools.lru_cache(maxsize=4)
+def cached_logmel(cfg: FeatureConfig) -> LogMel:
+    """One :class:`LogMel` per process and config (its filterbank costs more than a clip)."""
+    return LogMel(cfg)
 
 
 @torch.no_grad()

@@ -10,7 +10,6 @@ the end as in training, so its log-mel is the row ``extract_mels`` stores for th
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import torch
 
 from sonic.audio.io import BadAudioError, read_audio
 from sonic.config import FeatureConfig
-from sonic.features.mel import LogMel, fix_length, resample, to_mono, trim_bounds
+from sonic.features.mel import cached_logmel, fix_length, trimmed_signal
 
 
 @dataclass(frozen=True)
@@ -72,11 +71,6 @@ def window_starts(n: int, size: int, hop: int) -> np.ndarray:
     return np.append(starts, tail) if tail > starts[-1] else starts
 
 
-@functools.lru_cache(maxsize=4)
-def _logmel(features: FeatureConfig) -> LogMel:
-    return LogMel(features)  # one per process and config, as in extract_mels
-
-
 @torch.no_grad()
 def windows_of(audio: np.ndarray, sr: int, features: FeatureConfig,
                windowing: Windowing) -> tuple[np.ndarray, np.ndarray]:
@@ -88,16 +82,12 @@ def windows_of(audio: np.ndarray, sr: int, features: FeatureConfig,
         the checkpoint's duration.
     starts : (W,) float64 seconds, on the file's own time axis (trimmed silence included).
     """
-    wave = resample(to_mono(audio).astype(np.float32), sr, features.sample_rate)
-    offset = 0
-    if features.trim:
-        offset, stop = trim_bounds(wave, features.trim_db)
-        wave = wave[offset:stop]
+    wave, offset = trimmed_signal(audio, sr, features)  # extract_mels' steps before fix_length
     size = int(round(windowing.window * features.sample_rate))
     hop = max(1, int(round(windowing.hop * features.sample_rate)))
     starts = window_starts(len(wave), size, hop)
     batch = np.stack([fix_length(wave[s:s + size], size) for s in starts]).astype(np.float32)
-    mels = _logmel(features)(torch.from_numpy(batch)).numpy()
+    mels = cached_logmel(features)(torch.from_numpy(batch)).numpy()
     return mels, (starts + offset) / features.sample_rate
 
 
