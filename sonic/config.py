@@ -112,7 +112,11 @@ class FeatureConfig:
 @dataclass(frozen=True)
 class SplitConfig:
     val_size: float = bounded(0.2, 0.0, 1.0, open_low=True, open_high=True)
-    val_fold: int = bounded(1, 1)  # ESC-50: the fold held out for validation
+    val_fold: int = bounded(1, 1)  # fold layouts: the fold held out (role test), scored once
+    # inner: early stopping and the best epoch from a validation slice of the training clips;
+    # last: a fixed number of epochs, the last one kept (no validation slice in fold layouts)
+    select: Literal["inner", "last"] = "inner"
+    select_size: float = bounded(0.1, 0.0, 1.0, open_low=True, open_high=True)  # fold layouts
     seed: int = 42
 
 
@@ -171,6 +175,14 @@ class TrainConfig:
     monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
     patience: int = bounded(4, 1)
     use_augmented: bool = True
+    workers: int = bounded(0, 0)  # DataLoader processes; 0 reads batches in the training process
+    nproc: int = bounded(1, 1)  # DDP processes on this machine (torchrun); batch_size is global
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.batch_size % self.nproc:
+            return [("batch_size", f"must be a multiple of train.nproc ({self.nproc}): it is "
+                                   f"the global batch, split evenly, got {self.batch_size}")]
+        return []
 
 
 @dataclass(frozen=True)

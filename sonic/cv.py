@@ -2,7 +2,7 @@
 
 ESC-50 is scored by 5-fold cross-validation over its ``fold`` column: train on four folds,
 validate on the fifth, five times. Each fold is one DVC experiment that differs only in
-``split.val_fold``; this module gathers their ``metrics/evaluate.json`` and reports each fold
+``split.val_fold``; this module gathers their ``metrics/evaluate/metrics.json`` and reports each fold
 and the mean ± sample standard deviation (ddof=1) over folds, per model::
 
     for k in 1 2 3 4 5; do
@@ -38,7 +38,7 @@ import pandas as pd
 from sonic.runtime import write_json, write_text
 from sonic.split import FOLD_LAYOUTS
 
-EVALUATE = "metrics/evaluate.json"
+EVALUATE = "metrics/evaluate/metrics.json"  # its "test" section: the held-out fold
 METRICS = ("accuracy", "macro_f1")
 MODEL_ORDER = ("cnn", "resnet", "ensemble")
 FINISHED = (None, "success")  # executor states of an experiment whose results are in place
@@ -57,9 +57,9 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
 
 
 def _rows(rev: dict, baseline: dict) -> list[dict]:
-    """The (model, metrics) rows of one experiment revision; none if it has no evaluate.json."""
+    """The (model, metrics) rows of one experiment revision; none if it has no evaluate metrics."""
     data = rev.get("data") or {}
-    scores = (data.get("metrics") or {}).get(EVALUATE, {}).get("data")
+    scores = ((data.get("metrics") or {}).get(EVALUATE, {}).get("data") or {}).get("test")
     params = (data.get("params") or {}).get("params.yaml", {}).get("data")
     if rev.get("error") or not scores or not params:
         return []
@@ -83,7 +83,7 @@ def collect(exp_show_json: list[dict]) -> pd.DataFrame:
     experiments}``; ``experiments`` is a list of ``{name, executor: {state, ...} | null,
     revs: [{rev, name, data: {timestamp, params, metrics}, error}]}``. Experiments whose
     executor is queued, running or failed, revisions with an error, and revisions without
-    ``metrics/evaluate.json`` are left out, as are the commit entries themselves.
+    ``metrics/evaluate/metrics.json`` are left out, as are the commit entries themselves.
 
     Returns
     -------
@@ -156,7 +156,7 @@ def aggregate(table: pd.DataFrame, folds: Sequence[int] | None = None
         Duplicate folds (newest kept), missing folds, parameters that differ between folds.
     """
     if table.empty:
-        raise ValueError("no finished experiment with metrics/evaluate.json was found")
+        raise ValueError("no finished experiment with metrics/evaluate/metrics.json was found")
     table, warnings = newest_per_fold(table)
     present = sorted(table["val_fold"].unique())
     missing = sorted(set(folds or []) - set(present))

@@ -1,9 +1,15 @@
-"""``split``: assign each labelled clip to training or validation, keeping groups whole.
+"""``split``: give every clip its role in training, model selection or scoring.
 
-Folder layouts get a stratified split (``split.val_size`` of each class, by whole groups); the
-fold layouts (ESC-50, UrbanSound8K) hold out ``split.val_fold``, and a clip of another fold whose
-group (recording) also has clips in that fold gets the role ``excluded``: it neither trains nor
-validates. Test clips of a layout keep the role ``test`` and never enter it.
+Roles: ``train``; ``val``, the clips that select (early stopping and the best epoch, under
+``split.select: inner``); ``test``, clips scored once by ``evaluate`` (when labelled) and
+predicted by ``submit``; ``excluded``, clips that neither train nor select nor score.
+
+Folder layouts hold out ``split.val_size`` of each class as ``val`` (stratified, by whole groups);
+their ``test/`` clips keep the role ``test``. Fold layouts (ESC-50, UrbanSound8K) make the fold
+``split.val_fold`` the ``test`` split, so the figure reported on it was never used for a choice;
+under ``select: inner`` a ``val`` slice (``split.select_size``, stratified, by whole groups) is cut
+from the other folds, under ``select: last`` there is none. A clip of another fold whose group
+(recording) also has clips in the held-out fold is ``excluded``.
 """
 from __future__ import annotations
 
@@ -32,8 +38,12 @@ def split_roles(index: pd.DataFrame, cfg: SplitConfig, layout: str) -> pd.DataFr
         # and clock_tick/clock_alarm takes of one recording), so 1-2 training clips per fold
         # are left out.
         shared = index["group"].isin(set(index.loc[held_out, "group"]))
-        table.loc[held_out, "role"] = "val"
+        table.loc[held_out, "role"] = "test"
         table.loc[pool & ~held_out & shared, "role"] = EXCLUDED
+        if cfg.select == "inner":
+            train = table["role"] == "train"
+            val_groups = stratified_group_holdout(index.loc[train], cfg.select_size, cfg.seed)
+            table.loc[train & index["group"].isin(val_groups), "role"] = "val"
     else:
         val_groups = stratified_group_holdout(index.loc[pool], cfg.val_size, cfg.seed)
         table.loc[pool & index["group"].isin(val_groups), "role"] = "val"

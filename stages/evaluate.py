@@ -1,4 +1,9 @@
-"""Stage ``evaluate``: both classifiers on the validation clips — figures, confusion matrices."""
+"""Stage ``evaluate``: both classifiers and their ensemble, scored once on the held-out clips.
+
+``test`` — labelled clips that took no part in any choice (the held-out fold of a fold layout,
+answered ``test/`` clips of a folder layout) — is the unbiased figure. ``val`` is scored too,
+labelled as what it is: the clips that selected each model's epoch.
+"""
 import argparse
 from pathlib import Path
 
@@ -7,10 +12,12 @@ import pandas as pd
 
 from sonic.config import load_params
 from sonic.evaluation.evaluate import confusions, evaluate_models
-from sonic.evaluation.plots import save_confusion_png, write_confusion_csv
+from sonic.evaluation.plots import confusion_figure, per_class_table
 from sonic.features.store import load_features
 from sonic.training.checkpoint import load_classifier
-from sonic.training.report import write_metrics
+from sonic.training.report import open_live, rounded, write_details
+
+SETS = {"test": "held out, never used for a choice", "val": "selected each model's epoch"}
 
 
 def main() -> None:
@@ -19,28 +26,42 @@ def main() -> None:
     parser.add_argument("--features", type=Path, required=True)
     parser.add_argument("--split", type=Path, required=True)
     parser.add_argument("--models", type=Path, nargs="+", required=True, help="checkpoints")
-    parser.add_argument("--metrics", type=Path, required=True)
-    parser.add_argument("--plots", type=Path, required=True, help="folder for confusion plots")
+    parser.add_argument("--live", type=Path, required=True, help="DVCLive folder")
     args = parser.parse_args()
     params = load_params(args.params)
 
     models = {p.stem: load_classifier(p) for p in args.models}
+    classes = next(iter(models.values())).classes
     feats = load_features(args.features)
     split = pd.read_csv(args.split, dtype=str, keep_default_na=False)
-    val = split[split["role"] == "val"]
-    db = np.asarray(feats.mels[feats.rows(val["clip_id"])])
-    labels = list(val["label"])
-    report, preds = evaluate_models(models, db, labels, params.evaluate.calibration_bins)
-
-    classes = next(iter(models.values())).classes
-    for name, pred in preds.items():
-        write_confusion_csv(args.plots / f"{name}_confusion.csv", labels,
-                            [classes[i] for i in pred])
-    save_confusion_png(args.plots / "confusion.png", confusions(preds, labels, classes), classes)
-    write_metrics(args.metrics, report)
-    summary = ", ".join(f"{n} acc {report[n]['accuracy']:.3f} F1 {report[n]['macro_f1']:.3f}"
-                        for n in preds)
-    print(f"evaluate on {len(labels)} validation clips: {summary}; best: {report['best_model']}")
+    live = open_live(args.live)
+    headline, details, lines = {}, {}, []
+    for name, meaning in SETS.items():
+        clips = split[(split["role"] == name) & (split["label"] != "")]
+        if clips.empty:
+            continue
+        db = np.asarray(feats.mels[feats.rows(clips["clip_id"])])
+        labels = list(clips["label"])
+        report, preds = evaluate_models(models, db, labels, params.evaluate.calibration_bins)
+        report.pop("best_model")
+        headline[name] = {m: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"]}
+                          for m, r in report.items()}
+        details[name] = {"clips": len(labels), "meaning": meaning, "models": report}
+        for model, pred in preds.items():
+            live.log_sklearn_plot("confusion_matrix", labels, [classes[i] for i in pred],
+                                  name=f"{name}/{model}_confusion.json")
+            live.log_plot(f"{name}/{model}_per_class", per_class_table(report[model]), x="f1",
+                          y="class", template="bar_horizontal")
+        live.log_image(f"{name}_confusion.png",
+                       confusion_figure(confusions(preds, labels, classes), classes))
+        lines.append(f"{name} ({len(labels)} clips, {meaning}): " + ", ".join(
+            f"{m} acc {r['accuracy']:.3f} F1 {r['macro_f1']:.3f}" for m, r in report.items()))
+    if not headline:
+        raise SystemExit(f"evaluate: {args.split} has no labelled test or val clip to score")
+    live.summary = rounded(headline)
+    live.end()
+    write_details(args.live / "report.json", details)
+    print("evaluate: " + "; ".join(lines))
 
 
 if __name__ == "__main__":

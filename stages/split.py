@@ -1,4 +1,4 @@
-"""Stage ``split``: train/validation roles for the labelled clips (test clips stay test)."""
+"""Stage ``split``: each clip's role — train, val (selects the epoch), test (scored once), excluded."""
 import argparse
 from pathlib import Path
 

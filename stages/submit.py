@@ -9,7 +9,7 @@ from sonic.evaluation.evaluate import (check_same_classes, predict_probs, score_
                                        submission_tables)
 from sonic.features.store import load_features, write_table
 from sonic.training.checkpoint import load_classifier
-from sonic.training.report import write_metrics
+from sonic.training.report import write_details
 
 
 def main() -> None:
@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("--models", type=Path, nargs="+", required=True, help="checkpoints")
     parser.add_argument("--out", type=Path, required=True, help="submission CSV")
     parser.add_argument("--probs", type=Path, required=True, help="per-class probabilities CSV")
-    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--report", type=Path, required=True, help="run summary JSON")
     args = parser.parse_args()
     choice = load_params(args.params).submit.model
 
@@ -43,7 +43,7 @@ def main() -> None:
         per_model = {name: score_answers(np.asarray(classes)[p[answered].argmax(1)], truth)
                      for name, p in probs.items()}
         scored |= per_model[choice] | {"per_model": per_model}
-    write_metrics(args.metrics, scored)
+    write_details(args.report, scored)
     score = f", accuracy {scored['accuracy']:.3f}" if "accuracy" in scored else " (no answers)"
     print(f"submit: {len(submission)} test clips with {choice} → {args.out}{score}")
 

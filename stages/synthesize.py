@@ -1,5 +1,6 @@
 """Stage ``synthesize``: new WAVs of every class from the GAN, judged by the trained CNN."""
 import argparse
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from sonic.generation.synthesize import invert_all, quality_report, roundtrip_me
 from sonic.generation.trainer import load_generator
 from sonic.runtime import atomic_path, pick_device, seed_everything
 from sonic.training.checkpoint import load_classifier
-from sonic.training.report import write_metrics
+from sonic.training.report import open_live, rounded
 
 
 def main() -> None:
@@ -25,8 +26,7 @@ def main() -> None:
     parser.add_argument("--features", type=Path, required=True)
     parser.add_argument("--split", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="folder for <class>/NNN.wav")
-    parser.add_argument("--plots", type=Path, required=True, help="folder for pictures")
-    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--live", type=Path, required=True, help="DVCLive folder")
     args = parser.parse_args()
     params = load_params(args.params)
     cfg, features = params.synthesize, params.features
@@ -45,9 +45,12 @@ def main() -> None:
         name = ckpt["classes"][label]
         with atomic_path(args.out / name / f"{i % cfg.per_class:03d}.wav") as tmp:
             sf.write(tmp, wave, features.sample_rate, subtype="PCM_16")
-    for c, name in enumerate(ckpt["classes"]):
-        save_grid(samples.db[samples.labels == c][:4], [name], min(4, cfg.per_class),
-                  args.plots / f"{name}.png")
+    live = open_live(args.live)
+    with tempfile.TemporaryDirectory() as tmp:
+        for c, name in enumerate(ckpt["classes"]):
+            picture = Path(tmp) / f"{name}.png"
+            save_grid(samples.db[samples.labels == c][:4], [name], min(4, cfg.per_class), picture)
+            live.log_image(f"{name}.png", picture)
 
     feats = load_features(args.features)
     split = pd.read_csv(args.split, dtype=str, keep_default_na=False)
@@ -57,7 +60,8 @@ def main() -> None:
         judge, samples, roundtrip_mels(waves, features),
         train_db=np.asarray(feats.mels[rows["train"]]), val_db=np.asarray(feats.mels[rows["val"]]),
         val_labels=feats.index["label"].iloc[rows["val"]].map(code).to_numpy(), seed=cfg.seed)
-    write_metrics(args.metrics, report)
+    live.summary = rounded(report)
+    live.end()
     print(f"synthesize: {len(waves)} WAVs in {args.out}; conditional accuracy "
           f"{report['conditional_accuracy']:.3f} (judge on real val "
           f"{report['judge_val_accuracy']:.3f}), round trip "

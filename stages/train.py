@@ -1,20 +1,30 @@
-"""Stages ``train_cnn`` and ``train_resnet``: train one registered classifier on the cached mels."""
+"""Stages ``train_cnn`` and ``train_resnet``: train one registered classifier on the cached mels.
+
+With ``train.nproc > 1`` the stage re-runs itself under torchrun; the same script runs under a
+hand-made torchrun command across machines. Killed, it resumes from ``--resume`` on the next run
+with the same params, data and code.
+"""
 import argparse
+import dataclasses
+import sys
 import time
 from pathlib import Path
-
-import torch
 
 from sonic.config import load_params
 from sonic.models import build_model
 from sonic.runtime import pick_device, seed_everything
+from sonic.training import distributed
 from sonic.training.checkpoint import save_checkpoint
 from sonic.training.data import load_classifier_data
-from sonic.training.loop import fit, to_inputs
-from sonic.training.report import write_history, write_metrics
+from sonic.training.loop import fit, keep_best
+from sonic.training.report import open_live, rounded, write_details
+from sonic.training.resume import ResumeFile, fingerprint
+
+SONIC = Path(distributed.__file__).parents[1]
+CODE = [Path(__file__), SONIC / "training", SONIC / "models", SONIC / "config.py"]  # resume key
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--model", required=True, choices=["cnn", "resnet"])
@@ -22,39 +32,72 @@ def main() -> None:
     parser.add_argument("--split", type=Path, required=True)
     parser.add_argument("--augmented", type=Path, required=True)
     parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--metrics", type=Path, required=True)
-    parser.add_argument("--plots", type=Path, required=True)
+    parser.add_argument("--live", type=Path, required=True, help="DVCLive folder")
+    parser.add_argument("--resume", type=Path, help="resume state (kept until the run ends)")
     args = parser.parse_args()
     params = load_params(args.params)
     cfg, model_cfg = params.train, getattr(params, args.model)
+    status = distributed.relaunch(cfg.nproc, "stages.train")
+    if status is not None:
+        return status
 
+    job, device = distributed.setup(pick_device(cfg.device))
     seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
-    data = load_classifier_data(args.features, args.split,
-                                args.augmented if cfg.use_augmented else None)
+    augmented = args.augmented if cfg.use_augmented else None
+    data = load_classifier_data(args.features, args.split, augmented)
     model = build_model(args.model, model_cfg, len(data.classes))
+    select = params.split.select == "inner"
+    inputs = [args.features / "mels.npy", args.features / "index.csv", args.split]
+    if augmented is not None:
+        inputs += [augmented / "mels.npy", augmented / "index.csv"]
+    key = fingerprint({"features": dataclasses.asdict(params.features),
+                       "train": dataclasses.asdict(cfg), "split.select": params.split.select,
+                       args.model: dataclasses.asdict(model_cfg), "world": job.world},
+                      inputs, CODE)
+    resume = ResumeFile(args.resume, key) if args.resume else None
 
-    def on_best(model, epoch, metrics):
-        save_checkpoint(args.checkpoint, args.model, model, data.classes, params.features,
-                        data.mean, data.std, **metrics)
+    live = open_live(args.live) if job.main else None
+
+    def log_epoch(record: dict) -> None:
+        if live is None:
+            return
+        live.step = record["epoch"]
+        live.log_metric("train/loss", record["train_loss"])
+        if "val_loss" in record:
+            live.log_metric("val/loss", record["val_loss"])
+            live.log_metric("val/accuracy", record["val_accuracy"])
+        live.log_metric("lr", record["lr"])
+        live.make_summary()  # `dvc exp show` of a running experiment shows this epoch
 
     t0 = time.perf_counter()
-    result = fit(model, to_inputs(data.x_train, data.mean, data.std), torch.tensor(data.y_train),
-                 to_inputs(data.x_val, data.mean, data.std), torch.tensor(data.y_val),
-                 cfg, device, on_best, desc=args.model)
-    write_history(args.plots, result.history)
-    write_metrics(args.metrics, {
-        "val_accuracy": result.best["val_accuracy"], "val_loss": result.best["val_loss"],
-        "best_epoch": result.best_epoch, "epochs_run": len(result.history),
-        "train_samples": len(data.y_train), "val_samples": len(data.y_val),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "precision": "bf16" if result.bf16 else "fp32", "device": device.type,
-        "samples_per_s": result.samples_per_s, "wall_time_s": time.perf_counter() - t0,
-    })
-    print(f"{args.model}: best val_accuracy {result.best['val_accuracy']:.3f} at epoch "
-          f"{result.best_epoch}/{len(result.history)} ({result.samples_per_s:.1f} samples/s, "
-          f"{'bf16' if result.bf16 else 'fp32'} on {device.type})")
+    result = fit(model, data.train, data.val, cfg, device, select=select, on_epoch=log_epoch,
+                 resume=resume, job=job, desc=args.model)
+    if job.main:
+        best = result.best
+        save_checkpoint(args.checkpoint, args.model, keep_best(model, result), data.classes,
+                        params.features, data.mean, data.std, **best)
+        headline = {"best_epoch": result.best_epoch, "epochs": len(result.history)}
+        if "val_accuracy" in best:
+            headline["val"] = {"accuracy": best["val_accuracy"], "loss": best["val_loss"]}
+        live.summary = rounded(headline)
+        live.end()
+        write_details(args.live / "run.json", {
+            "selection": "best epoch on val" if select else "last epoch",
+            "train_clips": data.train_clips, "train_samples": len(data.train),
+            "val_clips": len(data.val), "parameters": sum(p.numel() for p in model.parameters()),
+            "precision": "bf16" if result.bf16 else "fp32", "device": device.type,
+            "processes": job.world, "resumed_after_epoch": result.resumed_from,
+            "samples_per_s": result.samples_per_s, "wall_time_s": time.perf_counter() - t0,
+        })
+        if resume is not None:
+            resume.clear()
+        shown = f"val_accuracy {best['val_accuracy']:.3f} " if "val_accuracy" in best else ""
+        print(f"{args.model}: kept epoch {result.best_epoch}/{len(result.history)} {shown}"
+              f"({result.samples_per_s:.1f} samples/s, {'bf16' if result.bf16 else 'fp32'} on "
+              f"{device.type}, {job.world} process{'es' if job.world > 1 else ''})")
+    distributed.teardown(job)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

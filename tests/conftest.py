@@ -235,7 +235,8 @@ def train_small_models(root: Path) -> SimpleNamespace:
     from sonic.generation.trainer import checkpoint, make_state, train_cgan
     from sonic.models import build_model
     from sonic.training.checkpoint import save_checkpoint
-    from sonic.training.loop import fit, to_inputs
+    from sonic.training.data import MelSet
+    from sonic.training.loop import fit, keep_best
 
     data = write_folder_set(root / "data", per_class=9, n_test=0)
     clips, _ = discover(DataConfig(layout="folder", root=str(data)))
@@ -251,11 +252,10 @@ def train_small_models(root: Path) -> SimpleNamespace:
     for name, model_cfg in TRAINED_MODELS.items():
         torch.manual_seed(0)
         model = build_model(name, model_cfg, len(classes))
-        fit(model, to_inputs(db[~val], mean, std), torch.tensor(y[~val]),
-            to_inputs(db[val], mean, std), torch.tensor(y[val]), cfg, torch.device("cpu"),
-            lambda m, epoch, metrics, name=name: save_checkpoint(
-                models / f"{name}.pt", name, m, classes, TRAINED_FEATURES, mean, std, **metrics),
-            desc=name)
+        result = fit(model, MelSet.of(db[~val], y[~val], mean, std),
+                     MelSet.of(db[val], y[val], mean, std), cfg, torch.device("cpu"), desc=name)
+        save_checkpoint(models / f"{name}.pt", name, keep_best(model, result), classes,
+                        TRAINED_FEATURES, mean, std, **result.best)
     gan_cfg = CGANConfig(z_dim=8, embed_dim=4, g_width=16, d_width=4, epochs=2, batch_size=6)
     lo, hi = (-TRAINED_FEATURES.top_db - mean) / std, -mean / std
     state = make_state(gan_cfg, len(classes), TRAINED_FEATURES.n_mels, TRAINED_FEATURES.n_frames,

@@ -19,16 +19,15 @@ from sonic.cv import aggregate, collect, main, select, to_markdown
 
 def rev_data(rev: str, timestamp: str, fold: int, lr: float, scores: dict | None) -> dict:
     """The ``data`` of one row as DVC 3.67 writes it, trimmed to a few params and
-    metrics/evaluate.json (the recording also had deps, outs and the other metrics files)."""
+    metrics/evaluate/metrics.json (the recording also had deps, outs and the other metrics files)."""
     params = {"data": {"layout": "esc50", "root": "/data/ESC-50"},
               "split": {"val_fold": fold}, "train": {"lr": lr}}
     missing = {"error": {"type": "FileNotFoundError",
-                         "msg": "[Errno 2] No such file or directory: 'metrics/evaluate.json'"}}
-    evaluate = missing if scores is None else {"data": {
-        **{m: {"accuracy": a, "macro_f1": f, "n": 400} for m, (a, f) in scores.items()},
-        "best_model": "cnn"}}
+                         "msg": "[Errno 2] No such file or directory: 'metrics/evaluate/metrics.json'"}}
+    evaluate = missing if scores is None else {"data": {"test": {
+        m: {"accuracy": a, "macro_f1": f} for m, (a, f) in scores.items()}}}
     return {"rev": rev, "timestamp": timestamp, "params": {"params.yaml": {"data": params}},
-            "metrics": {"metrics/evaluate.json": evaluate} if scores != {} else {}}
+            "metrics": {"metrics/evaluate/metrics.json": evaluate} if scores != {} else {}}
 
 
 def experiment(name: str, state: str | None, rev: str, timestamp: str, fold: int,

@@ -50,21 +50,32 @@ def test_repro_builds_everything_then_has_nothing_to_do(repo, dvc, committer):
     out = dvc(repo, "repro")
     assert {"prepare", "extract_mels", "split", "augment", "train_cnn", "train_resnet",
             "evaluate", "submit", "train_cgan", "synthesize"} <= ran(out)
-    evaluation = json.loads((repo / "metrics/evaluate.json").read_text())
-    for model in ("cnn", "resnet"):
-        assert 0.0 <= evaluation[model]["accuracy"] <= 1.0
-        assert 0.0 <= evaluation[model]["macro_f1"] <= 1.0
+    evaluation = json.loads((repo / "metrics/evaluate/metrics.json").read_text())
+    for split in ("test", "val"):  # the demo's answered test clips, and the selecting clips
+        for model in ("cnn", "resnet", "ensemble"):
+            assert set(evaluation[split][model]) == {"accuracy", "macro_f1"}  # headline only
+            assert 0.0 <= evaluation[split][model]["accuracy"] <= 1.0
+    report = json.loads((repo / "metrics/evaluate/report.json").read_text())
+    assert set(report["test"]["models"]["cnn"]["per_class"]) == set(CLASSES)
     submission = pd.read_csv(repo / "data/submission.csv")
     assert list(submission.columns) == ["filename", "label"]
     assert len(submission) == 5 * 2
     assert "accuracy" in json.loads((repo / "metrics/submit.json").read_text())
+    for model in ("cnn", "resnet"):  # DVCLive: one row per epoch, step = epoch
+        live = repo / "metrics" / f"train_{model}"
+        curve = pd.read_csv(live / "plots/metrics/val/accuracy.tsv", sep="\t")
+        assert curve["step"].tolist() == [1, 2]
+        assert set(json.loads((live / "metrics.json").read_text())) == {"best_epoch", "epochs",
+                                                                       "val", "step"}
+    images = repo / "metrics/synthesize/plots/images"
     for name in CLASSES:
         assert sorted(p.name for p in (repo / "data/synth" / name).iterdir()) == ["000.wav",
                                                                                  "001.wav"]
-        assert (repo / "plots/synth" / f"{name}.png").is_file()
+        assert (images / f"{name}.png").is_file()
         assert (repo / "data/cgan_samples/epoch_002" / f"{name}_0.wav").is_file()
-    assert (repo / "plots/cgan/epoch_001.png").is_file()
-    quality = json.loads((repo / "metrics/synthesize.json").read_text())
+    assert (repo / "metrics/train_cgan/plots/images/grids/epoch_001.png").is_file()
+    assert (repo / "metrics/evaluate/plots/images/test_confusion.png").is_file()
+    quality = json.loads((repo / "metrics/synthesize/metrics.json").read_text())
     for key in ("conditional_accuracy", "judge_val_accuracy", "roundtrip_accuracy",
                 "frechet_distance", "frechet_floor", "memorisation"):
         assert key in quality
@@ -88,7 +99,7 @@ def test_lr_experiment_reruns_training_only_and_diffs(repo, dvc):
     assert {"train_cnn", "train_resnet", "evaluate", "submit", "synthesize"} <= ran(out)
     assert not {"prepare", "extract_mels", "split", "augment", "train_cgan"} & ran(out)
     diff = json.loads(dvc(repo, "metrics", "diff", "--json"))
-    assert any("train_cnn.json" in path for path in diff)
+    assert "metrics/train_cnn/metrics.json" in diff
     html = repo / "plots_html"
     dvc(repo, "plots", "show", "-o", str(html))
     assert (html / "index.html").is_file()
@@ -96,7 +107,36 @@ def test_lr_experiment_reruns_training_only_and_diffs(repo, dvc):
     assert len(shown) >= 1
 
 
+def test_exp_show_lists_a_handful_of_headline_metrics(repo, dvc):
+    """Per-class figures live in report files, so `dvc exp show` stays a few columns a stage."""
+    shown = json.loads(dvc(repo, "exp", "show", "--json"))
+    metrics = shown[0]["rev"] == "workspace" and shown[0]["data"]["metrics"]
+    columns = {f"{path}:{key}" for path, data in metrics.items()
+               for key in _flat_keys(data["data"])}
+    per_stage = {path: sum(c.startswith(path) for c in columns) for path in metrics}
+    assert all(n <= 14 for n in per_stage.values()), per_stage
+    assert not any("per_class" in c for c in columns)
+
+
+def _flat_keys(d: dict, prefix: str = "") -> list[str]:
+    return [k for key, v in d.items()
+            for k in (_flat_keys(v, f"{prefix}{key}.") if isinstance(v, dict) else
+                      [f"{prefix}{key}"])]
+
+
+def test_plots_show_draws_each_plot_once(repo, dvc):
+    """Every plot declared in dvc.yaml is rendered, and none twice."""
+    shown = json.loads(dvc(repo, "plots", "show", "--json"))
+    ids = list(shown["data"] if "data" in shown else shown)
+    assert len(ids) == len(set(ids))
+    declared = yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]
+    titles = [next(iter(p)) for p in declared if isinstance(p, dict)]
+    for title in titles:
+        assert title in ids, (title, ids)
+
+
 TIMING = ("wall_time_s", "samples_per_s")  # the only figures that may differ between runs
+RUN_DETAILS = "run.json"  # per-stage details, with timings
 
 
 def _committed(root: Path, path: str) -> str:
@@ -151,6 +191,11 @@ def test_a_second_run_on_this_machine_is_bit_identical(repo, dvc, repo_copier, t
             assert _same_checkpoint(cached, again / path), path
         else:
             assert second[path] == md5, path
-    for name in sorted(p.name for p in (again / "metrics").glob("*.json")):
-        assert _figures((again / "metrics" / name).read_text()) == \
-            _figures(_committed(repo, f"metrics/{name}")), name
+    produced = sorted(p.relative_to(again).as_posix() for p in (again / "metrics").rglob("*")
+                      if p.is_file() and not p.name.startswith("bench"))
+    assert produced
+    for name in produced:
+        if name.endswith(".json"):
+            assert _figures((again / name).read_text()) == _figures(_committed(repo, name)), name
+        elif not name.endswith(".png"):  # (pictures: the same figures drawn; not compared)
+            assert (again / name).read_text() == _committed(repo, name), name

@@ -1,5 +1,5 @@
 """``sonic.split.split_roles``: stratified by class, whole groups only, test clips untouched,
-seeded, and ESC-50's held-out fold."""
+seeded; fold layouts score the held-out fold and select on a slice of the other folds."""
 from __future__ import annotations
 
 import numpy as np
@@ -83,38 +83,57 @@ def test_val_size_outside_0_1_is_rejected(val_size: float) -> None:
 
 def test_esc50_holds_out_exactly_the_val_fold() -> None:
     index = esc50_index()
-    table = split_roles(index, SplitConfig(val_fold=3), "esc50")
-    np.testing.assert_array_equal(table["role"] == "val", index["fold"] == 3)
-    assert set(table["role"]) == {"train", "val"}
+    table = split_roles(index, SplitConfig(val_fold=3, select="last"), "esc50")
+    np.testing.assert_array_equal(table["role"] == "test", index["fold"] == 3)
+    assert set(table["role"]) == {"train", "test"}  # nothing selects under select: last
     with pytest.raises(ValueError, match=r"split.val_fold=7 is not one of the folds"):
         split_roles(index, SplitConfig(val_fold=7), "esc50")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_inner_selection_never_looks_at_the_held_out_fold(seed: int) -> None:
+    """select: inner cuts val from the training folds only: stratified (each class keeps its
+    share), whole recordings, seeded; the held-out fold is exactly the test split."""
+    index = esc50_index()
+    cfg = SplitConfig(val_fold=3, select="inner", select_size=0.25, seed=seed)
+    table = split_roles(index, cfg, "esc50")
+    np.testing.assert_array_equal(table["role"] == "test", index["fold"] == 3)
+    val = table[table["role"] == "val"]
+    assert 3 not in set(index.loc[val.index, "fold"])
+    assert val.groupby("label").size().to_dict() == {"dog": 4, "rain": 4}  # 0.25 of 16 each
+    train_groups = set(table.loc[table["role"] == "train", "group"])
+    assert train_groups.isdisjoint(val["group"])
+    assert table.equals(split_roles(index, cfg, "esc50"))
 
 
 @pytest.mark.parametrize("layout", ["esc50", "urbansound8k"])
 def test_a_recording_in_the_held_out_fold_never_trains(layout: str) -> None:
     """Folds stay official, but a recording (ESC-50 src_file, UrbanSound8K fsID) with clips in
-    the held-out fold and another — ESC-50 has four — keeps its other clips out of training."""
+    the held-out fold and another — ESC-50 has four — keeps its other clips out of training and
+    out of selection."""
     index = esc50_index()
-    assert set(split_roles(index, SplitConfig(val_fold=2), layout)["role"]) == {"train", "val"}
+    assert set(split_roles(index, SplitConfig(val_fold=2), layout)["role"]) == {"train", "val",
+                                                                              "test"}
     index.loc[0, "fold"] = 2  # one take of fold 1's first recording (dog10) moved to fold 2
     table = split_roles(index, SplitConfig(val_fold=2), layout)
-    np.testing.assert_array_equal(table["role"] == "val", index["fold"] == 2)
+    np.testing.assert_array_equal(table["role"] == "test", index["fold"] == 2)
     assert table.loc[table["role"] == "excluded", "clip_id"].tolist() == [index.loc[1, "clip_id"]]
-    train_groups = set(table.loc[table["role"] == "train", "group"])
-    assert train_groups.isdisjoint(table.loc[table["role"] == "val", "group"])
+    for role in ("train", "val"):
+        assert set(table.loc[table["role"] == role, "group"]).isdisjoint(
+            table.loc[table["role"] == "test", "group"])
 
 
 def test_urbansound8k_split_from_the_discovered_layout(tmp_path, urbansound8k_writer) -> None:
-    """Discovered slices, held-out fold 2: exactly fold 2 validates, whole recordings only."""
+    """Discovered slices, held-out fold 2: exactly fold 2 is scored, whole recordings only."""
     urbansound8k_writer(tmp_path / "us8k")
     clips, _ = discover(DataConfig(layout="urbansound8k", root=str(tmp_path / "us8k")))
     index = pd.DataFrame([(c.clip_id, str(c.path), c.label, c.group, c.role, c.fold)
                           for c in clips], columns=list(INDEX_COLUMNS))
     table = split_roles(index, SplitConfig(val_fold=2), "urbansound8k")
-    val = set(table.loc[table["role"] == "val", "clip_id"])
-    assert val == {c.clip_id for c in clips if c.fold == 2}
-    assert set(table.loc[table["role"] == "val", "group"]).isdisjoint(
-        table.loc[table["role"] == "train", "group"])
+    test = set(table.loc[table["role"] == "test", "clip_id"])
+    assert test == {c.clip_id for c in clips if c.fold == 2}
+    assert set(table.loc[table["role"] == "test", "group"]).isdisjoint(
+        table.loc[table["role"].isin(["train", "val"]), "group"])
 
 
 def test_urbansound8k_through_the_extract_and_split_stages(tmp_path, urbansound8k_writer,
@@ -135,5 +154,5 @@ def test_urbansound8k_through_the_extract_and_split_stages(tmp_path, urbansound8
                 "--out", tmp_path / "split.csv")
     assert run.returncode == 0, run.stderr
     roles = pd.read_csv(tmp_path / "split.csv").merge(index[["clip_id", "fold"]], on="clip_id")
-    assert set(roles.loc[roles["role"] == "val", "fold"]) == {3}
-    assert (roles["role"] == "val").sum() == 2
+    assert set(roles.loc[roles["role"] == "test", "fold"]) == {3}
+    assert (roles["role"] == "test").sum() == 2

@@ -9,7 +9,8 @@ from sonic.config import CNNConfig, FeatureConfig, TrainConfig
 from sonic.generation.synthesize import Samples, quality_report
 from sonic.models import build_model
 from sonic.training.checkpoint import Classifier
-from sonic.training.loop import fit, to_inputs
+from sonic.training.data import MelSet
+from sonic.training.loop import fit
 
 N_MELS, T = 16, 20
 
@@ -35,9 +36,8 @@ def judge_and_data():
                                          fc_dropout=0.0), 2)
     cfg = TrainConfig(epochs=4, batch_size=16, lr=3e-3, precision="fp32", mixup_alpha=0.0,
                       freq_masks=0, time_masks=0, patience=10)
-    fit(model, to_inputs(train_db, mean, std), torch.tensor(train_y),
-        to_inputs(val_db, mean, std), torch.tensor(val_y), cfg, torch.device("cpu"),
-        on_best=lambda *_: None)
+    fit(model, MelSet.of(train_db, train_y, mean, std), MelSet.of(val_db, val_y, mean, std), cfg,
+        torch.device("cpu"), select=False)
     judge = Classifier("cnn", model.eval(), ["low", "high"], FeatureConfig(), mean, std, {})
     return judge, train_db, val_db, val_y
 

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from sonic.config import CNNConfig, FeatureConfig, ResNetConfig, TrainConfig
 from sonic.models import build_model
 from sonic.training.checkpoint import load_classifier, save_checkpoint
-from sonic.training.loop import EarlyStopping, fit, to_inputs
+from sonic.training.data import MelSet
+from sonic.training.loop import EarlyStopping, fit
 from sonic.training.regularize import mask_along, mixed_cross_entropy, mixup, spec_augment
 
 TINY_CNN = CNNConfig(widths=(16, 16), fc=(16,), pool=(1, 1), dropout=0.0, fc_dropout=0.0)
@@ -90,14 +91,13 @@ def test_early_stopping_stops_after_patience_and_tracks_best():
 
 def test_fit_stops_early_and_reports_each_epoch():
     db, y = toy_data(30, 0)
-    x = to_inputs(db, float(db.mean()), float(db.std()))
+    x = MelSet.of(db, y, float(db.mean()), float(db.std()))
     # lr 0: the weights never move, only BatchNorm's running statistics drift a little, so the
     # validation figures soon stop improving
     cfg = TrainConfig(epochs=30, batch_size=10, lr=0.0, patience=2, precision="fp32",
                       mixup_alpha=0.0)
     torch.manual_seed(0)
-    result = fit(build_model("cnn", TINY_CNN, 3), x, torch.tensor(y), x, torch.tensor(y), cfg,
-                 torch.device("cpu"), on_best=lambda *_: None)
+    result = fit(build_model("cnn", TINY_CNN, 3), x, x, cfg, torch.device("cpu"))
     assert len(result.history) < cfg.epochs
     assert len(result.history) == result.best_epoch + cfg.patience  # stopped by the rule
     assert {"epoch", "train_loss", "val_loss", "val_accuracy", "lr"} <= set(result.history[0])
@@ -109,8 +109,8 @@ def tiny_run(seed: int = 0) -> tuple[list[dict], torch.nn.Module, float, float]:
     torch.manual_seed(seed)
     model = build_model("cnn", TINY_CNN, 3)
     cfg = TrainConfig(epochs=3, batch_size=12, lr=3e-3, precision="fp32", seed=seed)
-    result = fit(model, to_inputs(db, mean, std), torch.tensor(y), to_inputs(db, mean, std),
-                 torch.tensor(y), cfg, torch.device("cpu"), on_best=lambda *_: None)
+    data = MelSet.of(db, y, mean, std)
+    result = fit(model, data, data, cfg, torch.device("cpu"))
     return result.history, model, mean, std
 
 

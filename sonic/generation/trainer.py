@@ -13,11 +13,13 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from tqdm import tqdm
 
 from sonic.config import CGANConfig
 from sonic.generation.gan import Discriminator, Generator
+from sonic.training.data import MelSet
+from sonic.training.resume import ResumeFile, epoch_seed
 
 
 @dataclass
@@ -182,42 +184,80 @@ def generate(G: Generator, z: torch.Tensor, labels: torch.Tensor,
     return torch.cat(out)
 
 
-def train_cgan(state: GANState, data: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray,
-               cfg: CGANConfig,
-               on_epoch: Callable[[int, GANState, dict], None] | None = None) -> list[dict]:
+def train_cgan(state: GANState, data: MelSet | torch.Tensor | np.ndarray,
+               labels: torch.Tensor | np.ndarray | None, cfg: CGANConfig,
+               on_epoch: Callable[[int, GANState, dict], None] | None = None,
+               resume: ResumeFile | None = None, keep: dict | None = None) -> list[dict]:
     """Train for ``cfg.epochs`` epochs over normalised spectrograms.
 
     Parameters
     ----------
-    data : (N, 1, n_mels, n_frames) normalised log-mel (the classifiers' input scale).
-    labels : (N,) int class indices.
+    data : a :class:`MelSet` whose items are normalised log-mels (the classifiers' input
+        scale), streamed batch by batch; or an (N, 1, n_mels, n_frames) array with ``labels``.
+    labels : (N,) int class indices when ``data`` is an array; None for a MelSet.
     on_epoch : called as ``on_epoch(epoch, state, record)`` after each epoch (1-based), e.g. to
-        save a picture of :func:`fixed_grid` samples every ``cfg.sample_every`` epochs.
+        save a picture of :func:`fixed_grid` samples every ``cfg.sample_every`` epochs. Epochs
+        restored from ``resume`` are passed again first, with ``record["restored"] = True``.
+    resume : after every epoch the whole state (both networks and optimizers, the noise RNG,
+        the history and ``keep``) is saved there; a matching saved state is continued from.
+    keep : anything ``on_epoch`` wants back after a resume (e.g. the grids it drew); saved with
+        the state and updated in place when restored.
+
+    Each epoch's batch order comes from a generator seeded with ``(seed, epoch)``, so a resumed
+    run makes the draws an uninterrupted one makes.
 
     Returns
     -------
     One record per epoch: ``epoch`` and the epoch means of ``d_loss``, ``g_loss`` (adversarial
     part), ``mode_seeking`` (the penalty, unweighted), ``d_real`` and ``d_fake`` (D logits).
     """
-    data = torch.as_tensor(data, dtype=torch.float32).to(state.device)  # small: fits on device
-    labels = torch.as_tensor(labels, dtype=torch.long).to(state.device)
+    if not isinstance(data, MelSet):
+        x = np.asarray(data, dtype=np.float32)
+        data = MelSet.of(x[:, 0] if x.ndim == 4 else x, np.asarray(labels), 0.0, 1.0)
+    order = torch.Generator()
     # Dropping the ragged last batch keeps BN batch statistics sane; never drop everything.
-    loader = DataLoader(TensorDataset(data, labels), batch_size=cfg.batch_size, shuffle=True,
-                        drop_last=len(data) > cfg.batch_size,
-                        generator=torch.Generator().manual_seed(cfg.seed))
-    history = []
-    for epoch in range(1, cfg.epochs + 1):
+    sampler = BatchSampler(RandomSampler(data, generator=order), cfg.batch_size,
+                           drop_last=len(data) > cfg.batch_size)
+    loader = DataLoader(data, sampler=sampler, batch_size=None,
+                        pin_memory=state.device.type == "cuda")
+    history: list[dict] = []
+    saved = resume.load() if resume is not None else None
+    if saved is not None:
+        restore(state, saved)
+        history = saved["history"]
+        if keep is not None:
+            keep.update(saved["keep"])
+        tqdm.write(f"cgan: resuming after epoch {len(history)} from {resume.path}")
+    for record in history:
+        if on_epoch is not None:
+            on_epoch(record["epoch"], state, record | {"restored": True})
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
+        order.manual_seed(epoch_seed(cfg.seed, epoch))
         sums: dict[str, float] = {}
         bar = tqdm(loader, desc=f"cgan {epoch}/{cfg.epochs}", leave=False, dynamic_ncols=True)
         for real, y in bar:
-            losses = train_step(state, real, y, cfg)
+            losses = train_step(state, real.to(state.device), y.to(state.device), cfg)
             sums = {k: sums.get(k, 0.0) + v for k, v in losses.items()}
             bar.set_postfix(d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}")
         record = {"epoch": epoch} | {k: v / len(loader) for k, v in sums.items()}
         history.append(record)
         if on_epoch is not None:
             on_epoch(epoch, state, record)
+        if resume is not None:
+            resume.save(checkpoint(state, cfg) | {"rng": state.rng.get_state(),
+                                                  "history": history, "keep": keep or {}})
     return history
+
+
+def restore(state: GANState, saved: dict) -> None:
+    """Load a :func:`checkpoint` dict (plus ``rng`` when present) into ``state``."""
+    state.G.load_state_dict(saved["G"])
+    state.D.load_state_dict(saved["D"])
+    state.opt_g.load_state_dict(saved["opt_g"])
+    state.opt_d.load_state_dict(saved["opt_d"])
+    state.step = saved["step"]
+    if "rng" in saved:
+        state.rng.set_state(saved["rng"])
 
 
 def checkpoint(state: GANState, cfg: CGANConfig) -> dict:

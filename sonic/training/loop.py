@@ -1,21 +1,33 @@
 """One training loop for every classifier: set LR, forward, loss, backward, clip, step, evaluate,
-checkpoint — in plain sight, no callback framework."""
+select — in plain sight, no callback framework.
+
+Batches stream from the memory-mapped features through a ``DataLoader``; SpecAugment and MixUp
+run batch-wise on the training device. Under torchrun each process trains on its share of every
+global batch (``DistributedSampler``) and DDP averages the gradients. After every epoch the state
+goes to a resume file (:mod:`sonic.training.resume`).
+"""
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, SequentialSampler
 from tqdm import tqdm
 
 from sonic.config import TrainConfig
+from sonic.training.data import MelSet
+from sonic.training.distributed import Dist
 from sonic.training.regularize import mixed_cross_entropy, mixup, spec_augment
+from sonic.training.resume import ResumeFile, epoch_seed
 
 
 def use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
@@ -78,22 +90,33 @@ class EarlyStopping:
         return self.bad_epochs >= self.patience
 
 
+def batches(data: MelSet, sampler, batch_size: int, workers: int,
+            device: torch.device) -> DataLoader:
+    """Whole batches from ``data``: ``sampler``'s positions, ``batch_size`` at a time, read in
+    one call each (``MelSet`` takes a list of positions), in ``workers`` processes (0: here)."""
+    return DataLoader(data, sampler=BatchSampler(sampler, batch_size, drop_last=False),
+                      batch_size=None, num_workers=workers, pin_memory=device.type == "cuda",
+                      persistent_workers=workers > 0)
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-             device: torch.device, bf16: bool, channels_last: bool) -> dict[str, float]:
-    """Validation loss (plain cross-entropy) and accuracy over (N, 1, M, T) inputs."""
+def evaluate(model: nn.Module, data: MelSet, batch_size: int, device: torch.device, bf16: bool,
+             channels_last: bool, workers: int = 0, job: Dist = Dist()) -> dict[str, float]:
+    """Validation loss (plain cross-entropy) and accuracy over ``data``; under DDP each process
+    scores every ``world``-th clip and the sums are added up."""
     model.eval()
-    loss, correct = 0.0, 0
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].to(device)
-        yb = y[start:start + batch_size].to(device)
+    share = data.take(range(job.rank, len(data), job.world))
+    loss = correct = 0.0
+    for xb, yb in batches(share, SequentialSampler(share), batch_size, workers, device):
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with autocast(device, bf16):
             logits = model(xb)["logits"].float()
         loss += F.cross_entropy(logits, yb, reduction="sum").item()
         correct += (logits.argmax(-1) == yb).sum().item()
-    return {"val_loss": loss / len(x), "val_accuracy": correct / len(x)}
+    loss, correct = job.sum([loss, correct], device)
+    return {"val_loss": loss / len(data), "val_accuracy": correct / len(data)}
 
 
 @dataclass
@@ -101,47 +124,83 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     best: dict[str, float] = field(default_factory=dict)
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)  # CPU copy of the weights
     samples_per_s: float = 0.0
     bf16: bool = False
+    resumed_from: int = 0  # the last epoch a resume file held (0: trained from the start)
 
 
-def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor,
-        y_val: torch.Tensor, cfg: TrainConfig, device: torch.device,
-        on_best: Callable[[nn.Module, int, dict], None], desc: str = "train") -> TrainResult:
-    """Train ``model`` on normalised (N, 1, n_mels, T) tensors; call ``on_best`` at each new best.
+def fit(model: nn.Module, train: MelSet, val: MelSet, cfg: TrainConfig, device: torch.device, *,
+        select: bool = True, on_epoch: Callable[[dict], None] | None = None,
+        resume: ResumeFile | None = None, job: Dist = Dist(), desc: str = "train"
+        ) -> TrainResult:
+    """Train ``model``; return the history and the kept epoch's weights.
 
-    Shuffling, masks and MixUp draw from one CPU generator seeded with ``cfg.seed``, so a run is
-    repeatable on CPU.
+    ``select``: early stopping and the best epoch by ``cfg.monitor`` on ``val`` (needs clips);
+    otherwise all ``cfg.epochs`` run and the last is kept (``val``, if any, is only scored).
+    ``on_epoch`` sees every epoch's record in order, those restored from ``resume`` first.
+    ``cfg.batch_size`` is the global batch: each of ``job.world`` processes takes an equal
+    share, so one step sees the same clips whatever the number of processes.
     """
-    gen = torch.Generator().manual_seed(cfg.seed)
+    if select and len(val) == 0:
+        raise ValueError("selecting the best epoch needs validation clips; with "
+                         "split.select: last no epoch is selected")
     bf16 = use_bf16(cfg, device)
     channels_last = cfg.channels_last and channels_last_safe(model, device, bf16)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device).to(memory_format=memory_format)
+    net = model
+    if job.world > 1:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                      else None)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
-    sched = make_scheduler(opt, cfg, cfg.epochs * steps_per_epoch)
+    sampler = DistributedSampler(train, num_replicas=job.world, rank=job.rank, shuffle=True,
+                                 seed=cfg.seed)
+    loader = batches(train, sampler, cfg.batch_size // job.world, cfg.workers, device)
+    sched = make_scheduler(opt, cfg, cfg.epochs * len(loader))
     stopper = EarlyStopping(cfg.monitor, cfg.patience)
-    result, seen, train_time = TrainResult(bf16=bf16), 0, 0.0
+    result, seen, train_time, first = TrainResult(bf16=bf16), 0, 0.0, 1
 
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        perm = torch.randperm(len(x_train), generator=gen)
-        total, t0 = 0.0, time.perf_counter()
-        bar = tqdm(range(0, len(perm), cfg.batch_size), desc=f"{desc} {epoch}/{cfg.epochs}",
-                   unit="batch", leave=False)
-        for start in bar:
-            idx = perm[start:start + cfg.batch_size]
-            xb, yb = x_train[idx], y_train[idx]  # (B, 1, n_mels, T), (B,)
+    saved = resume.load() if resume is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        stopper = EarlyStopping(**saved["stopper"])
+        result.history, result.best_epoch = saved["history"], saved["best_epoch"]
+        result.best_state = saved["best_state"]
+        result.best = result.history[result.best_epoch - 1] if result.best_epoch else {}
+        seen, train_time = saved["seen"], saved["train_time"]
+        first = result.resumed_from = len(result.history)
+        first += 1
+        if job.main:
+            tqdm.write(f"{desc}: resuming after epoch {first - 1} from {resume.path}")
+    for record in result.history:
+        if on_epoch is not None:
+            on_epoch(record)
+
+    for epoch in range(first, cfg.epochs + 1):
+        if select and stopper.should_stop:
+            break
+        net.train()
+        sampler.set_epoch(epoch)
+        seed = epoch_seed(cfg.seed, epoch, job.rank)
+        gen = torch.Generator().manual_seed(seed)  # masks and MixUp
+        torch.manual_seed(seed + 1)  # dropout, on every device
+        total = count = 0.0
+        t0 = time.perf_counter()
+        bar = tqdm(loader, desc=f"{desc} {epoch}/{cfg.epochs}", unit="batch", leave=False,
+                   disable=not job.main)
+        for xb, yb in bar:  # (B, 1, n_mels, T), (B,): this process's share of a global batch
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             xb = spec_augment(xb, cfg.freq_masks, cfg.freq_mask_width, cfg.time_masks,
                               cfg.time_mask_width, gen)
             y_b, lam = yb, 1.0
             if cfg.mixup_alpha > 0 and torch.rand(1, generator=gen).item() < cfg.mixup_prob:
                 xb, yb, y_b, lam = mixup(xb, yb, cfg.mixup_alpha, gen)
-            xb = xb.to(device, memory_format=memory_format)
-            yb, y_b = yb.to(device), y_b.to(device)
+            xb = xb.contiguous(memory_format=memory_format)
             with autocast(device, bf16):
-                logits = model(xb)["logits"]
+                logits = net(xb)["logits"]
             loss = mixed_cross_entropy(logits.float(), yb, y_b, lam, cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -149,28 +208,43 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_val: t
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
-            total += loss.item() * len(idx)
+            total += loss.item() * len(yb)
+            count += len(yb)
             bar.set_postfix(loss=f"{loss.item():.3f}")
         train_time += time.perf_counter() - t0
-        seen += len(perm)
+        total, count = job.sum([total, count], device)
+        seen += int(count)
 
-        metrics = {"epoch": epoch, "train_loss": total / len(perm),
-                   **evaluate(model, x_val, y_val, cfg.batch_size, device, bf16,
-                              channels_last),
-                   "lr": opt.param_groups[0]["lr"]}
+        metrics = {"epoch": epoch, "train_loss": total / count}
+        if len(val):
+            metrics |= evaluate(model, val, cfg.batch_size, device, bf16, channels_last,
+                                cfg.workers, job)
+        metrics["lr"] = opt.param_groups[0]["lr"]
         result.history.append(metrics)
-        if stopper.step(metrics):
+        better = stopper.step(metrics) if select else True  # without selection: the last
+        if better:
             result.best_epoch, result.best = epoch, metrics
-            on_best(model, epoch, metrics)
-        tqdm.write(f"{desc} epoch {epoch}: train_loss {metrics['train_loss']:.3f} "
-                   f"val_loss {metrics['val_loss']:.3f} val_acc {metrics['val_accuracy']:.3f}")
-        if stopper.should_stop:
+            result.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        if on_epoch is not None:
+            on_epoch(metrics)
+        if job.main:
+            shown = " ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k not in ("epoch", "lr"))
+            tqdm.write(f"{desc} epoch {epoch}: {shown}")
+            if resume is not None:
+                resume.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                             "scheduler": sched.state_dict(),
+                             "stopper": dataclasses.asdict(stopper), "history": result.history,
+                             "best_epoch": result.best_epoch, "best_state": result.best_state,
+                             "seen": seen, "train_time": train_time})
+        job.barrier()  # no process runs ahead of the saved state
+        if select and stopper.should_stop and job.main:
             tqdm.write(f"{desc}: early stop after epoch {epoch} (best epoch {result.best_epoch})")
-            break
     result.samples_per_s = seen / max(train_time, 1e-9)
     return result
 
 
-def to_inputs(db: np.ndarray, mean: float, std: float) -> torch.Tensor:
-    """(N, n_mels, T) dB → (N, 1, n_mels, T) normalised float32 tensor."""
-    return torch.from_numpy(((np.asarray(db, dtype=np.float32) - mean) / std)[:, None])
+def keep_best(model: nn.Module, result: TrainResult) -> nn.Module:
+    """``model`` (moved to the CPU) with the kept epoch's weights loaded."""
+    model = copy.deepcopy(model).cpu() if next(model.parameters()).device.type != "cpu" else model
+    model.load_state_dict(result.best_state)
+    return model.to(memory_format=torch.contiguous_format)
