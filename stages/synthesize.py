@@ -15,7 +15,7 @@ from sonic.generation.synthesize import invert_all, quality_report, roundtrip_me
 from sonic.generation.trainer import load_generator
 from sonic.runtime import atomic_path, pick_device, seed_everything
 from sonic.training.checkpoint import load_classifier
-from sonic.training.report import open_live, rounded
+from sonic.training.report import open_live, rounded, write_details
 
 
 def main() -> None:
@@ -60,8 +60,10 @@ def main() -> None:
         judge, samples, roundtrip_mels(waves, features),
         train_db=np.asarray(feats.mels[rows["train"]]), val_db=np.asarray(feats.mels[rows["val"]]),
         val_labels=feats.index["label"].iloc[rows["val"]].map(code).to_numpy(), seed=cfg.seed)
+    per_class = report.pop("per_class")
     live.summary = rounded(report)
     live.end()
+    write_details(args.live / "report.json", {"per_class": per_class})
     print(f"synthesize: {len(waves)} WAVs in {args.out}; conditional accuracy "
           f"{report['conditional_accuracy']:.3f} (judge on real val "
           f"{report['judge_val_accuracy']:.3f}), round trip "

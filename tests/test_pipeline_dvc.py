@@ -136,7 +136,6 @@ def test_plots_show_draws_each_plot_once(repo, dvc):
 
 
 TIMING = ("wall_time_s", "samples_per_s")  # the only figures that may differ between runs
-RUN_DETAILS = "run.json"  # per-stage details, with timings
 
 
 def _committed(root: Path, path: str) -> str:
