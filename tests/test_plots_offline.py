@@ -345,7 +345,5 @@ def test_each_file_is_plotted_once(plots_repo: Path, tmp_path: Path) -> None:
     assert list(repeated_plots(copy)) == ["curves/train_loss.csv"]
 
 
-@pytest.mark.xfail(strict=True, reason="dvc.yaml lists plots/train/*.csv and plots/evaluate/ "
-                   "under its stages' plots: as well as in its top-level plots: (issue 10)")
 def test_project_plots_each_file_once() -> None:
     assert repeated_plots(REPO) == {}
