@@ -60,6 +60,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     inference.add_argument("--clients", type=int, default=4, help="concurrent clients")
     inference.add_argument("--seconds", type=float, default=120.0,
                            help="time bound of the concurrent load")
+    scale = parser.add_argument_group("scale (--scale): the train stage as data and processes grow")
+    scale.add_argument("--scale", action="store_true",
+                       help="peak RSS on 1x and 10x feature sets, 1 vs 2 processes, streaming vs "
+                            "in-RAM batches")
+    scale.add_argument("--scale-clips", type=int,
+                       help="clips of the 1x set (default: the demo's training samples)")
+    scale.add_argument("--scale-model", default="resnet", choices=["cnn", "resnet"])
+    scale.add_argument("--scale-epochs", type=int, default=1)
     parser.add_argument("--part", help=argparse.SUPPRESS)  # extract | librosa | train:<model>
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -283,6 +291,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.threads:  # before torch is imported; every part and DVC stage inherits it
         os.environ.update({var: str(args.threads) for var in THREAD_VARS})
     params = load_params(args.params)
+    if args.scale:
+        from sonic.bench.scale import bench_scale, format_scale
+
+        demo, split, augment = params.demo, params.split, params.augment
+        clips = args.scale_clips or round(len(demo.classes) * demo.train_per_class
+                                          * (1 - split.val_size) * (1 + augment.copies))
+        with tempfile.TemporaryDirectory(prefix="sonic-bench-") as tmp:
+            report = {"machine": machine_info(params),
+                      "scale": bench_scale(params, Path(tmp), clips, args.scale_model,
+                                           args.scale_epochs)}
+        write_json(args.out, report)
+        print(format_scale(report))
+        print(f"written {args.out}")
+        return
     if args.inference:
         report = inference_report(args, params)
         write_json(args.out, report)
