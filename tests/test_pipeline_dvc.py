@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -198,3 +200,32 @@ def test_a_second_run_on_this_machine_is_bit_identical(repo, dvc, repo_copier, t
             assert _figures((again / name).read_text()) == _figures(_committed(repo, name)), name
         elif not name.endswith(".png"):  # (pictures: the same figures drawn; not compared)
             assert (again / name).read_text() == _committed(repo, name), name
+
+
+def _running_rows(shown: list[dict]) -> list[dict]:
+    return [rev for commit in shown for exp in commit.get("experiments") or []
+            for rev in exp.get("revs") or [] if rev.get("status") == "Running"]
+
+
+def test_exp_show_follows_a_running_queued_experiment(repo, dvc, module_runner):
+    """A queued experiment's DVCLive summary is rewritten every epoch, so `dvc exp show` lists
+    the running experiment with the epoch it has reached."""
+    dvc(repo, "exp", "run", "--queue", "--name", "long", "-S", "train.epochs=60",
+        "-S", "train.patience=60")
+    dvc(repo, "queue", "start")
+    seen, deadline = [], time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and not seen:
+            for rev in _running_rows(json.loads(dvc(repo, "exp", "show", "--json"))):
+                metrics = (rev.get("data") or {}).get("metrics") or {}
+                live = (metrics.get("metrics/train_cnn/metrics.json") or {}).get("data") or {}
+                if live.get("step", 0) >= 1 and "train" in live:
+                    seen.append(live)
+            time.sleep(1)
+    finally:
+        subprocess.run([sys.executable, "-m", "dvc", "queue", "kill", "long"], cwd=repo,
+                       capture_output=True)
+        subprocess.run([sys.executable, "-m", "dvc", "queue", "stop", "--kill"], cwd=repo,
+                       capture_output=True)
+    assert seen, "no running experiment with a training epoch appeared in `dvc exp show`"
+    assert 1 <= seen[0]["step"] < 60 and "loss" in seen[0]["train"]
