@@ -24,7 +24,8 @@ def test_folder_layout_with_test_clips_and_answers(folder_set: Path) -> None:
     assert len(train) == 9 and len(test) == 2
     assert {c.label for c in train} == {"low", "mid", "high"}
     low0 = next(c for c in train if c.clip_id == "train/low/low0.wav")
-    assert (low0.path, low0.group, low0.fold) == (folder_set / "train/low/low0.wav", "low0", 0)
+    assert (low0.path, low0.group, low0.fold) == (folder_set / "train/low/low0.wav",
+                                                  "train/low/low0", 0)
     assert {c.clip_id: c.label for c in test} == {"test/t0.wav": "low", "test/t1.wav": "mid"}
     assert len({c.clip_id for c in clips}) == len(clips)
 
@@ -70,7 +71,23 @@ def test_group_regex_groups_clips_by_source(tmp_path: Path, clip_writer) -> None
     groups = {c.clip_id: c.group for c in clips}
     assert groups == {"train/dog/src01_take1.wav": "src01", "train/dog/src01_take2.wav": "src01",
                       "train/dog/src02_take1.wav": "src02",
-                      "train/cat/odd.wav": "odd"}  # no match: the stem is its own group
+                      "train/cat/odd.wav": "train/cat/odd"}  # no match: its own path
+
+
+def test_same_named_files_in_two_class_folders_are_two_groups(tmp_path: Path,
+                                                               clip_writer) -> None:
+    """The default group is the path without suffix; a group_regex still applies to the stem,
+    so its group is shared across class folders."""
+    root = tmp_path / "data"
+    for name in ("train/dog/001", "train/cat/001", "train/dog/002", "test/001"):
+        clip_writer(root / f"{name}.wav")
+    clips, _ = discover(folder_cfg(root))
+    assert {c.clip_id: c.group for c in clips} == {
+        "train/cat/001.wav": "train/cat/001", "train/dog/001.wav": "train/dog/001",
+        "train/dog/002.wav": "train/dog/002", "test/001.wav": "test/001"}
+    clips, _ = discover(folder_cfg(root, group_regex=r"^(\d+)$"))
+    assert {c.clip_id: c.group for c in clips if c.role == "train"} == {
+        "train/cat/001.wav": "001", "train/dog/001.wav": "001", "train/dog/002.wav": "002"}
 
 
 def test_wrong_folder_layouts_say_what_was_expected(tmp_path: Path, clip_writer) -> None:

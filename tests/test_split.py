@@ -75,6 +75,23 @@ def test_every_class_with_two_groups_is_validated() -> None:
     assert len(chosen & {"a1", "a2"}) == 1 and len(chosen & {"b1", "b2", "b3"}) == 1
 
 
+def test_same_named_clips_of_two_classes_are_split_as_their_own_groups(tmp_path,
+                                                                      clip_writer) -> None:
+    """``train/cat/00i.wav`` and ``train/dog/00i.wav`` from discover: 20 groups, not 10 shared
+    by both classes, and each class holds out its own share."""
+    root = tmp_path / "data"
+    for label in ("cat", "dog"):
+        for i in range(10):
+            clip_writer(root / "train" / label / f"{i:03d}.wav")
+    clips, _ = discover(DataConfig(layout="folder", root=str(root)))
+    index = pd.DataFrame([(c.clip_id, str(c.path), c.label, c.group, c.role, c.fold)
+                          for c in clips], columns=list(INDEX_COLUMNS))
+    table = split_roles(index, SplitConfig(val_size=0.2, seed=0), "folder")
+    assert table["group"].nunique() == 20
+    assert (table.groupby("group")["label"].nunique() == 1).all()
+    assert table[table["role"] == "val"].groupby("label").size().to_dict() == {"cat": 2, "dog": 2}
+
+
 @pytest.mark.parametrize("val_size", [0.0, 1.0, -0.2])
 def test_val_size_outside_0_1_is_rejected(val_size: float) -> None:
     with pytest.raises(ValueError, match="val_size must lie in"):

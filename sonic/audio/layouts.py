@@ -15,12 +15,18 @@ Layouts (``data.layout``):
     slices of one Freesound recording (``fsID``) form one group.
 
 In the two fold layouts every clip is in the labelled pool; ``split.val_fold`` holds one fold out.
+
+Groups in the folder layouts: a clip's group is its path below the root without the suffix
+(``train/dog/001``), so same-named files in two class folders are two groups. With
+``data.group_regex`` the pattern is searched (``re.search``) in the file's stem, the name without
+folder or suffix, and its first capture group is the group, shared by every file whose stem
+yields it, in any class folder; a stem it does not match keeps the path group.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
@@ -69,11 +75,10 @@ def _audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts)
 
 
-def _group_of(stem: str, pattern: re.Pattern | None) -> str:
-    if pattern is None:
-        return stem
-    match = pattern.search(stem)
-    return match.group(1) if match and match.groups() else stem
+def _group_of(rel: PurePosixPath, pattern: re.Pattern | None) -> str:
+    """The path without suffix, or ``pattern``'s first capture group in the stem (module doc)."""
+    match = pattern.search(rel.stem) if pattern is not None else None
+    return match.group(1) if match and match.groups() else str(rel.with_suffix(""))
 
 
 def _discover_folder(root: Path, cfg: DataConfig) -> tuple[list[Clip], list[BadFile]]:
@@ -90,8 +95,8 @@ def _discover_folder(root: Path, cfg: DataConfig) -> tuple[list[Clip], list[BadF
             bad.append(BadFile(str(path), f"{where}; expected train/<class>/{path.name}: "
                                           "move it into exactly one class folder"))
             continue
-        clips.append(Clip(str(path.relative_to(root)), path, rel.parts[0],
-                          _group_of(path.stem, pattern), "train"))
+        clip_id = PurePosixPath(path.relative_to(root))
+        clips.append(Clip(str(clip_id), path, rel.parts[0], _group_of(clip_id, pattern), "train"))
     if not clips:
         raise LayoutError(f"{train} holds no audio files in class folders; expected "
                           f"{train}/<class>/<clip>.wav")
@@ -115,7 +120,7 @@ def _discover_test(root: Path, cfg: DataConfig) -> list[Clip]:
         raise LayoutError(f"data.answers={cfg.answers} does not exist")
     return [
         Clip(str(path.relative_to(root)), path, answers.get(str(path.relative_to(test))),
-             path.stem, "test")
+             str(PurePosixPath(path.relative_to(root)).with_suffix("")), "test")
         for path in _audio_files(test)
     ]
 
