@@ -9,6 +9,7 @@ import pytest
 
 from sonic.audio.io import read_audio
 from sonic.audio.layouts import LayoutError, discover
+from sonic.audio.manifest import read_manifest
 from sonic.config import DataConfig
 
 
@@ -88,6 +89,21 @@ def test_same_named_files_in_two_class_folders_are_two_groups(tmp_path: Path,
     clips, _ = discover(folder_cfg(root, group_regex=r"^(\d+)$"))
     assert {c.clip_id: c.group for c in clips if c.role == "train"} == {
         "train/cat/001.wav": "001", "train/dog/001.wav": "001", "train/dog/002.wav": "002"}
+
+
+def test_discover_reads_only_the_manifest_and_reports_its_unusable_entries(
+        folder_set: Path, tmp_path: Path, clip_writer, manifest_writer) -> None:
+    gone = folder_set / "test" / "gone.wav"
+    gone.symlink_to("nowhere.wav")
+    (folder_set / "notes.txt").symlink_to("missing.txt")
+    manifest = read_manifest(manifest_writer(folder_set, tmp_path / "manifest.csv"))
+    clip_writer(folder_set / "train" / "low" / "late.wav")  # written after the scan
+    clips, bad = discover(folder_cfg(folder_set), manifest)
+    assert len(clips) == 11 and "train/low/late.wav" not in {c.clip_id for c in clips}
+    assert [b.path for b in bad] == [str(gone), str(folder_set / "notes.txt")]
+    assert "symbolic link to nowhere.wav, which does not exist" in bad[0].reason
+    assert (bad[0].clip.clip_id, bad[0].clip.role) == ("test/gone.wav", "test")
+    assert bad[1].clip is None and "missing.txt" in bad[1].reason
 
 
 def test_wrong_folder_layouts_say_what_was_expected(tmp_path: Path, clip_writer) -> None:

@@ -136,7 +136,7 @@ def test_urbansound8k_split_from_the_discovered_layout(tmp_path, urbansound8k_wr
 
 def test_urbansound8k_through_the_extract_and_split_stages(tmp_path, urbansound8k_writer,
                                                            tiny_features, params_writer,
-                                                           stage) -> None:
+                                                           manifest_writer, stage) -> None:
     """params alone (data.layout, data.root, split.val_fold) take the stages through it:
     48 kHz stereo slices decoded, folds kept in the index, fold 3 held out."""
     urbansound8k_writer(tmp_path / "us8k")
@@ -144,7 +144,9 @@ def test_urbansound8k_through_the_extract_and_split_stages(tmp_path, urbansound8
                            data={"layout": "urbansound8k", "root": str(tmp_path / "us8k")},
                            features=to_dict(tiny_features), split={"val_fold": 3})
     feats, report = tmp_path / "features", tmp_path / "bad.csv"
-    run = stage("extract_mels.py", "--params", params, "--out", feats, "--report", report)
+    manifest = manifest_writer(tmp_path / "us8k", tmp_path / "manifest.csv")
+    run = stage("extract_mels.py", "--params", params, "--manifest", manifest, "--out", feats,
+                "--report", report)
     assert run.returncode == 0, run.stderr
     index = pd.read_csv(feats / "index.csv")
     assert len(index) == 8 and sorted(index["fold"].unique()) == [1, 2, 3]
