@@ -128,8 +128,8 @@ def test_dvc_repro_gets_past_broken_and_unreadable_entries(tmp_path: Path, repo_
                                                            module_runner, folder_set_writer,
                                                            clip_writer) -> None:
     """A messy folder-layout root (a broken link in train/, one at the root, a cut-off test
-    file, a chmod 000 test file): `dvc repro submit` runs through, the unusable files reported;
-    then a no-op, a touch and a content change."""
+    file, a chmod 000 test file): `dvc repro submit` runs through, every test file has a row,
+    the unusable ones flagged; then a no-op, a touch and a content change."""
     repo = repo_copier(tmp_path / "sonic", TINY)
     root = folder_set_writer(repo / "messy", per_class=3, n_test=4)
     (root / "train" / "low" / "gone.wav").symlink_to("nowhere.wav")
@@ -143,6 +143,14 @@ def test_dvc_repro_gets_past_broken_and_unreadable_entries(tmp_path: Path, repo_
             "submit"} <= ran(out)
     assert "scan: skipping messy/train/low/gone.wav: symbolic link to nowhere.wav" in out
     assert "scan: skipping messy/README: symbolic link to /nonexistent/README" in out
+    assert "submit: test/t2.wav could not be used (truncated WAV" in out
+    submission = pd.read_csv(repo / "data/submission.csv")
+    assert submission["filename"].tolist() == ["t0.wav", "t1.wav", "t2.wav", "t3.wav"]
+    probs = pd.read_csv(repo / "data/submission_probs.csv", keep_default_na=False)
+    flagged = set(probs.loc[probs["fallback"] != "", "filename"])
+    assert flagged == ({"t2.wav"} if AS_ROOT else {"t2.wav", "t3.wav"})
+    if not AS_ROOT:
+        assert "submit: test/t3.wav could not be used (cannot read the file" in out
     bad = pd.read_csv(repo / "data/bad_files.csv")
     assert {"messy/train/low/gone.wav", "messy/README", "messy/test/t2.wav"} <= set(bad["file"])
 
