@@ -24,8 +24,7 @@ def main() -> None:
     try:
         entries, cache = scan(data.root, load_cache(args.cache))
     except FileNotFoundError as err:
-        sys.exit(f"scan: {err}; for data.layout={data.layout} point it at the folder that "
-                 "holds the data set")
+        sys.exit(f"scan: {err}; point it at the folder that holds the data set")
     bad = [e for e in entries if e.status != OK]
     if bad and data.on_bad_file == "fail":
         sys.exit(f"scan: {Path(data.root) / bad[0].path}: {bad[0].reason} "
