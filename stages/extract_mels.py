@@ -1,9 +1,10 @@
-"""Stage ``extract_mels``: decode every clip of the configured layout into cached arrays."""
+"""Stage ``extract_mels``: decode every clip that stage ``scan`` listed into cached arrays."""
 import argparse
 import sys
 from pathlib import Path
 
 from sonic.audio.layouts import LayoutError, discover
+from sonic.audio.manifest import read_manifest
 from sonic.config import load_params
 from sonic.features.extract import BadInputError, bad_files_table, extract
 from sonic.features.store import write_table
@@ -13,12 +14,14 @@ from sonic.runtime import pick_device
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--manifest", type=Path, required=True,
+                        help="stage scan's listing of data.root: the only files read")
     parser.add_argument("--out", type=Path, required=True, help="feature folder to write")
     parser.add_argument("--report", type=Path, required=True, help="CSV of rejected files")
     args = parser.parse_args()
     params = load_params(args.params)
     try:
-        clips, bad = discover(params.data)
+        clips, bad = discover(params.data, read_manifest(args.manifest))
         if bad and params.data.on_bad_file == "fail":
             raise BadInputError(f"{bad[0].path}: {bad[0].reason} "
                                 "(set data.on_bad_file: skip to report and continue)")

@@ -18,6 +18,7 @@ import pytest
 import soundfile as sf
 import yaml
 
+from sonic.audio.manifest import scan, write_manifest
 from sonic.bench.dvc import commit, copy_repository
 from sonic.config import CGANConfig, CNNConfig, DataConfig, FeatureConfig, ResNetConfig, TrainConfig
 
@@ -115,6 +116,12 @@ def write_urbansound8k(root: Path, missing: str | None = None) -> pd.DataFrame:
     return meta
 
 
+def write_scan_manifest(root: Path, path: Path) -> Path:
+    """What stage ``scan`` writes for ``root`` (the listing ``extract_mels`` reads files from)."""
+    write_manifest(path, scan(root)[0])
+    return path
+
+
 def write_params(path: Path, **sections: dict) -> Path:
     """A params file holding only ``sections`` (the rest keep their defaults)."""
     path.write_text(yaml.safe_dump(sections, sort_keys=False))
@@ -193,6 +200,11 @@ def urbansound8k_writer() -> Callable[..., pd.DataFrame]:
 @pytest.fixture
 def params_writer() -> Callable[..., Path]:
     return write_params
+
+
+@pytest.fixture
+def manifest_writer() -> Callable[[Path, Path], Path]:
+    return write_scan_manifest
 
 
 @pytest.fixture

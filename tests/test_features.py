@@ -17,7 +17,7 @@ import torchaudio
 
 from sonic.audio.layouts import Clip, discover
 from sonic.config import DataConfig, FeatureConfig, to_dict
-from sonic.features.extract import BadInputError, bad_files_table, extract
+from sonic.features.extract import BAD_FILES_COLUMNS, BadInputError, bad_files_table, extract
 from sonic.features.mel import (
     LogMel,
     fix_length,
@@ -189,7 +189,9 @@ def test_extract_keeps_good_clips_and_reports_each_bad_one(
     for b in result.bad:
         assert bad[b.path] in b.reason
     table = bad_files_table(result.bad)
-    assert list(table.columns) == ["file", "reason"] and len(table) == len(bad)
+    assert list(table.columns) == list(BAD_FILES_COLUMNS) and len(table) == len(bad)
+    assert set(table["role"]) == {"train"} and set(table["label"]) == {"mid"}
+    assert set(table["clip_id"]) == {f"train/mid/{Path(f).name}" for f in bad}
 
 
 def test_extract_fail_mode_names_the_file(tmp_path: Path, tiny_features: FeatureConfig,
@@ -227,7 +229,8 @@ def test_feature_store_round_trip(tmp_path: Path) -> None:
 # ------------------------------------------------------------------- the extract_mels stage
 def test_extract_mels_stage_reports_bad_files(tmp_path: Path, tiny_features: FeatureConfig,
                                               folder_set_writer, bad_files_writer,
-                                              clip_writer, params_writer, stage) -> None:
+                                              clip_writer, params_writer, manifest_writer,
+                                              stage) -> None:
     """The stage, decoding in two worker processes, against ``extract`` with one in-process."""
     root = folder_set_writer(tmp_path / "data")
     bad = {str(p): r for p, r in bad_files_writer(root / "train" / "high").items()}
@@ -238,11 +241,13 @@ def test_extract_mels_stage_reports_bad_files(tmp_path: Path, tiny_features: Fea
                            data={"layout": "folder", "root": str(root)},
                            features=to_dict(two_workers))
     out, report = tmp_path / "features", tmp_path / "bad_files.csv"
-    run = stage("extract_mels.py", "--params", params, "--out", out, "--report", report)
+    manifest = manifest_writer(root, tmp_path / "manifest.csv")
+    run = stage("extract_mels.py", "--params", params, "--manifest", manifest, "--out", out,
+                "--report", report)
     assert run.returncode == 0, run.stderr
 
     table = pd.read_csv(report)
-    assert list(table.columns) == ["file", "reason"]
+    assert list(table.columns) == list(BAD_FILES_COLUMNS)
     assert dict(zip(table["file"], table["reason"])).keys() == bad.keys()
     for file, reason in zip(table["file"], table["reason"]):
         assert bad[file] in reason
@@ -259,12 +264,13 @@ def test_extract_mels_stage_reports_bad_files(tmp_path: Path, tiny_features: Fea
 
 
 def test_extract_mels_stage_rejects_wrong_layouts(tmp_path: Path, clip_writer, params_writer,
-                                                  stage, monkeypatch) -> None:
+                                                  manifest_writer, stage, monkeypatch) -> None:
     """No train/ folder (run as DVC would) and ESC-50 without its index (run in-process, which
     is quicker and exits the same way)."""
     root = tmp_path / "data"
     clip_writer(root / "clips" / "a.wav")  # neither train/<class>/ nor meta/esc50.csv
-    outputs = ["--out", tmp_path / "f", "--report", tmp_path / "r.csv"]
+    outputs = ["--manifest", manifest_writer(root, tmp_path / "m.csv"), "--out", tmp_path / "f",
+               "--report", tmp_path / "r.csv"]
     params = params_writer(tmp_path / "folder.yaml", data={"layout": "folder", "root": str(root)})
     run = stage("extract_mels.py", "--params", params, *outputs)
     assert run.returncode == 1

@@ -9,6 +9,7 @@ import pytest
 
 from sonic.audio.io import read_audio
 from sonic.audio.layouts import LayoutError, discover
+from sonic.audio.manifest import read_manifest
 from sonic.config import DataConfig
 
 
@@ -24,7 +25,8 @@ def test_folder_layout_with_test_clips_and_answers(folder_set: Path) -> None:
     assert len(train) == 9 and len(test) == 2
     assert {c.label for c in train} == {"low", "mid", "high"}
     low0 = next(c for c in train if c.clip_id == "train/low/low0.wav")
-    assert (low0.path, low0.group, low0.fold) == (folder_set / "train/low/low0.wav", "low0", 0)
+    assert (low0.path, low0.group, low0.fold) == (folder_set / "train/low/low0.wav",
+                                                  "train/low/low0", 0)
     assert {c.clip_id: c.label for c in test} == {"test/t0.wav": "low", "test/t1.wav": "mid"}
     assert len({c.clip_id for c in clips}) == len(clips)
 
@@ -70,7 +72,38 @@ def test_group_regex_groups_clips_by_source(tmp_path: Path, clip_writer) -> None
     groups = {c.clip_id: c.group for c in clips}
     assert groups == {"train/dog/src01_take1.wav": "src01", "train/dog/src01_take2.wav": "src01",
                       "train/dog/src02_take1.wav": "src02",
-                      "train/cat/odd.wav": "odd"}  # no match: the stem is its own group
+                      "train/cat/odd.wav": "train/cat/odd"}  # no match: its own path
+
+
+def test_same_named_files_in_two_class_folders_are_two_groups(tmp_path: Path,
+                                                               clip_writer) -> None:
+    """The default group is the path without suffix; a group_regex still applies to the stem,
+    so its group is shared across class folders."""
+    root = tmp_path / "data"
+    for name in ("train/dog/001", "train/cat/001", "train/dog/002", "test/001"):
+        clip_writer(root / f"{name}.wav")
+    clips, _ = discover(folder_cfg(root))
+    assert {c.clip_id: c.group for c in clips} == {
+        "train/cat/001.wav": "train/cat/001", "train/dog/001.wav": "train/dog/001",
+        "train/dog/002.wav": "train/dog/002", "test/001.wav": "test/001"}
+    clips, _ = discover(folder_cfg(root, group_regex=r"^(\d+)$"))
+    assert {c.clip_id: c.group for c in clips if c.role == "train"} == {
+        "train/cat/001.wav": "001", "train/dog/001.wav": "001", "train/dog/002.wav": "002"}
+
+
+def test_discover_reads_only_the_manifest_and_reports_its_unusable_entries(
+        folder_set: Path, tmp_path: Path, clip_writer, manifest_writer) -> None:
+    gone = folder_set / "test" / "gone.wav"
+    gone.symlink_to("nowhere.wav")
+    (folder_set / "notes.txt").symlink_to("missing.txt")
+    manifest = read_manifest(manifest_writer(folder_set, tmp_path / "manifest.csv"))
+    clip_writer(folder_set / "train" / "low" / "late.wav")  # written after the scan
+    clips, bad = discover(folder_cfg(folder_set), manifest)
+    assert len(clips) == 11 and "train/low/late.wav" not in {c.clip_id for c in clips}
+    assert [b.path for b in bad] == [str(gone), str(folder_set / "notes.txt")]
+    assert "symbolic link to nowhere.wav, which does not exist" in bad[0].reason
+    assert (bad[0].clip.clip_id, bad[0].clip.role) == ("test/gone.wav", "test")
+    assert bad[1].clip is None and "missing.txt" in bad[1].reason
 
 
 def test_wrong_folder_layouts_say_what_was_expected(tmp_path: Path, clip_writer) -> None:

@@ -75,6 +75,23 @@ def test_every_class_with_two_groups_is_validated() -> None:
     assert len(chosen & {"a1", "a2"}) == 1 and len(chosen & {"b1", "b2", "b3"}) == 1
 
 
+def test_same_named_clips_of_two_classes_are_split_as_their_own_groups(tmp_path,
+                                                                      clip_writer) -> None:
+    """``train/cat/00i.wav`` and ``train/dog/00i.wav`` from discover: 20 groups, not 10 shared
+    by both classes, and each class holds out its own share."""
+    root = tmp_path / "data"
+    for label in ("cat", "dog"):
+        for i in range(10):
+            clip_writer(root / "train" / label / f"{i:03d}.wav")
+    clips, _ = discover(DataConfig(layout="folder", root=str(root)))
+    index = pd.DataFrame([(c.clip_id, str(c.path), c.label, c.group, c.role, c.fold)
+                          for c in clips], columns=list(INDEX_COLUMNS))
+    table = split_roles(index, SplitConfig(val_size=0.2, seed=0), "folder")
+    assert table["group"].nunique() == 20
+    assert (table.groupby("group")["label"].nunique() == 1).all()
+    assert table[table["role"] == "val"].groupby("label").size().to_dict() == {"cat": 2, "dog": 2}
+
+
 @pytest.mark.parametrize("val_size", [0.0, 1.0, -0.2])
 def test_val_size_outside_0_1_is_rejected(val_size: float) -> None:
     with pytest.raises(ValueError, match="val_size must lie in"):
@@ -138,7 +155,7 @@ def test_urbansound8k_split_from_the_discovered_layout(tmp_path, urbansound8k_wr
 
 def test_urbansound8k_through_the_extract_and_split_stages(tmp_path, urbansound8k_writer,
                                                            tiny_features, params_writer,
-                                                           stage) -> None:
+                                                           manifest_writer, stage) -> None:
     """params alone (data.layout, data.root, split.val_fold) take the stages through it:
     48 kHz stereo slices decoded, folds kept in the index, fold 3 held out."""
     urbansound8k_writer(tmp_path / "us8k")
@@ -146,7 +163,9 @@ def test_urbansound8k_through_the_extract_and_split_stages(tmp_path, urbansound8
                            data={"layout": "urbansound8k", "root": str(tmp_path / "us8k")},
                            features=to_dict(tiny_features), split={"val_fold": 3})
     feats, report = tmp_path / "features", tmp_path / "bad.csv"
-    run = stage("extract_mels.py", "--params", params, "--out", feats, "--report", report)
+    manifest = manifest_writer(tmp_path / "us8k", tmp_path / "manifest.csv")
+    run = stage("extract_mels.py", "--params", params, "--manifest", manifest, "--out", feats,
+                "--report", report)
     assert run.returncode == 0, run.stderr
     index = pd.read_csv(feats / "index.csv")
     assert len(index) == 8 and sorted(index["fold"].unique()) == [1, 2, 3]

@@ -15,16 +15,28 @@ Layouts (``data.layout``):
     slices of one Freesound recording (``fsID``) form one group.
 
 In the two fold layouts every clip is in the labelled pool; ``split.val_fold`` holds one fold out.
+
+Groups in the folder layouts: a clip's group is its path below the root without the suffix
+(``train/dog/001``), so same-named files in two class folders are two groups. With
+``data.group_regex`` the pattern is searched (``re.search``) in the file's stem, the name without
+folder or suffix, and its first capture group is the group, shared by every file whose stem
+yields it, in any class folder; a stem it does not match keeps the path group.
+
+``discover`` walks the root itself, or, given stage ``scan``'s manifest, takes the files from it
+and never looks for others; a clip the manifest marks unusable (a broken link, an unreadable
+file) is reported with the manifest's reason, as is every other unusable entry it lists.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Collection, Mapping
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
 from sonic.audio.io import audio_extensions
+from sonic.audio.manifest import OK, Entry
 from sonic.config import DataConfig
 
 
@@ -47,59 +59,98 @@ class Clip:
 
 @dataclass(frozen=True)
 class BadFile:
+    """A file that cannot be used, and why; ``clip`` is the clip it was meant to be, if any."""
+
     path: str
     reason: str
+    clip: Clip | None = None
 
 
-def discover(cfg: DataConfig) -> tuple[list[Clip], list[BadFile]]:
-    """List the clips under ``cfg.root`` in ``cfg.layout``, plus files that cannot be clips."""
+class _Files:
+    """The files below a root: walked, or taken from a manifest's listing."""
+
+    def __init__(self, root: Path, listing: Collection[str] | None):
+        self.root, self.listing = root, None if listing is None else set(listing)
+
+    def exists(self, rel: str) -> bool:
+        return (self.root / rel).is_file() if self.listing is None else rel in self.listing
+
+    def audio(self, sub: str) -> list[Path]:
+        """Audio files below ``root/sub``, sorted."""
+        exts = audio_extensions()
+        if self.listing is None:
+            found = (p for p in (self.root / sub).rglob("*") if p.is_file())
+        else:
+            found = (self.root / rel for rel in self.listing if rel.startswith(f"{sub}/"))
+        return sorted(p for p in found if p.suffix.lower() in exts)
+
+
+def discover(cfg: DataConfig, manifest: Mapping[str, Entry] | None = None
+             ) -> tuple[list[Clip], list[BadFile]]:
+    """List the clips under ``cfg.root`` in ``cfg.layout``, plus files that cannot be clips.
+
+    ``manifest`` (relative path → entry, from :func:`sonic.audio.manifest.read_manifest`): take
+    the files from it instead of walking the root; the clips it marks unusable and its other
+    unusable entries are returned as bad files with its reasons.
+    """
     root = Path(cfg.root)
     if not root.is_dir():
         raise LayoutError(f"data.root {root} does not exist; for data.layout={cfg.layout} point "
                           "it at the folder that holds the data set")
+    files = _Files(root, manifest)
     if cfg.layout == "esc50":
-        return _discover_esc50(root)
-    if cfg.layout == "urbansound8k":
-        return _discover_urbansound8k(root)
-    return _discover_folder(root, cfg)
+        clips, bad = _discover_esc50(root, files)
+    elif cfg.layout == "urbansound8k":
+        clips, bad = _discover_urbansound8k(root, files)
+    else:
+        clips, bad = _discover_folder(root, cfg, files)
+    return (clips, bad) if manifest is None else _check(root, clips, bad, manifest)
 
 
-def _audio_files(folder: Path) -> list[Path]:
-    exts = audio_extensions()
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+def _check(root: Path, clips: list[Clip], bad: list[BadFile], manifest: Mapping[str, Entry]
+           ) -> tuple[list[Clip], list[BadFile]]:
+    """Move the clips ``manifest`` marks unusable into ``bad``, then add its other unusable
+    entries (those no clip or bad file stands for already)."""
+    usable = [c for c in clips if manifest[c.clip_id].status == OK]
+    bad = bad + [BadFile(str(c.path), manifest[c.clip_id].reason, c) for c in clips
+                 if manifest[c.clip_id].status != OK]
+    named = {b.path for b in bad}
+    bad += [BadFile(str(root / e.path), e.reason) for e in manifest.values()
+            if e.status != OK and str(root / e.path) not in named]
+    return usable, bad
 
 
-def _group_of(stem: str, pattern: re.Pattern | None) -> str:
-    if pattern is None:
-        return stem
-    match = pattern.search(stem)
-    return match.group(1) if match and match.groups() else stem
+def _group_of(rel: PurePosixPath, pattern: re.Pattern | None) -> str:
+    """The path without suffix, or ``pattern``'s first capture group in the stem (module doc)."""
+    match = pattern.search(rel.stem) if pattern is not None else None
+    return match.group(1) if match and match.groups() else str(rel.with_suffix(""))
 
 
-def _discover_folder(root: Path, cfg: DataConfig) -> tuple[list[Clip], list[BadFile]]:
+def _discover_folder(root: Path, cfg: DataConfig, files: _Files
+                     ) -> tuple[list[Clip], list[BadFile]]:
     train = root / "train"
     if not train.is_dir():
         raise LayoutError(f"expected {train}/<class>/<clip>.wav for data.layout={cfg.layout} "
                           f"(and optionally {root}/test/*.wav); found no train/ folder in {root}")
     pattern = re.compile(cfg.group_regex) if cfg.group_regex else None
     clips, bad = [], []
-    for path in _audio_files(train):
+    for path in files.audio("train"):
         rel = path.relative_to(train)
         if len(rel.parts) != 2:
             where = "directly in train/" if len(rel.parts) == 1 else "nested below a class folder"
             bad.append(BadFile(str(path), f"{where}; expected train/<class>/{path.name}: "
                                           "move it into exactly one class folder"))
             continue
-        clips.append(Clip(str(path.relative_to(root)), path, rel.parts[0],
-                          _group_of(path.stem, pattern), "train"))
+        clip_id = PurePosixPath(path.relative_to(root))
+        clips.append(Clip(str(clip_id), path, rel.parts[0], _group_of(clip_id, pattern), "train"))
     if not clips:
         raise LayoutError(f"{train} holds no audio files in class folders; expected "
                           f"{train}/<class>/<clip>.wav")
-    clips += _discover_test(root, cfg)
+    clips += _discover_test(root, cfg, files)
     return clips, bad
 
 
-def _discover_test(root: Path, cfg: DataConfig) -> list[Clip]:
+def _discover_test(root: Path, cfg: DataConfig, files: _Files) -> list[Clip]:
     test = root / "test"
     if not test.is_dir():
         return []
@@ -115,15 +166,15 @@ def _discover_test(root: Path, cfg: DataConfig) -> list[Clip]:
         raise LayoutError(f"data.answers={cfg.answers} does not exist")
     return [
         Clip(str(path.relative_to(root)), path, answers.get(str(path.relative_to(test))),
-             path.stem, "test")
-        for path in _audio_files(test)
+             str(PurePosixPath(path.relative_to(root)).with_suffix("")), "test")
+        for path in files.audio("test")
     ]
 
 
 ESC50_COLUMNS = ("filename", "fold", "target", "category", "src_file")
 
 
-def _discover_esc50(root: Path) -> tuple[list[Clip], list[BadFile]]:
+def _discover_esc50(root: Path, files: _Files) -> tuple[list[Clip], list[BadFile]]:
     meta = root / "meta" / "esc50.csv"
     if not meta.is_file():
         raise LayoutError(f"expected the ESC-50 index at {meta} (columns filename, fold, target, "
@@ -135,7 +186,7 @@ def _discover_esc50(root: Path) -> tuple[list[Clip], list[BadFile]]:
     clips, bad = [], []
     for row in table.itertuples(index=False):
         path = root / "audio" / row.filename
-        if not path.is_file():
+        if not files.exists(f"audio/{row.filename}"):
             bad.append(BadFile(str(path), "listed in meta/esc50.csv but missing from audio/; "
                                           "restore it or remove its row"))
             continue
@@ -147,7 +198,7 @@ def _discover_esc50(root: Path) -> tuple[list[Clip], list[BadFile]]:
 US8K_COLUMNS = ("slice_file_name", "fsID", "fold", "class")
 
 
-def _discover_urbansound8k(root: Path) -> tuple[list[Clip], list[BadFile]]:
+def _discover_urbansound8k(root: Path, files: _Files) -> tuple[list[Clip], list[BadFile]]:
     meta = root / "metadata" / "UrbanSound8K.csv"
     if not meta.is_file():
         raise LayoutError(f"expected the UrbanSound8K index at {meta} (columns slice_file_name, "
@@ -160,7 +211,7 @@ def _discover_urbansound8k(root: Path) -> tuple[list[Clip], list[BadFile]]:
     clips, bad = [], []
     for name, fs_id, fold, label in table[list(US8K_COLUMNS)].itertuples(index=False):
         rel = f"audio/fold{int(fold)}/{name}"
-        if not (root / rel).is_file():
+        if not files.exists(rel):
             bad.append(BadFile(str(root / rel), f"listed in metadata/UrbanSound8K.csv but missing "
                                                 f"from audio/fold{int(fold)}/; restore it or "
                                                 "remove its row"))

@@ -77,7 +77,7 @@ def _decode(job: tuple[int, Clip, FeatureConfig, _Rows, _Rows | None]) -> BadFil
     try:
         audio, sr = read_audio(clip.path)
     except BadAudioError as err:
-        return BadFile(str(clip.path), err.reason)
+        return BadFile(str(clip.path), err.reason, clip)
     wave = prepare_waveform(audio, sr, cfg)
     waves.write(i, wave)
     if mels is not None:
@@ -152,5 +152,12 @@ def _publish(out: Path, waves: np.memmap, mels: np.memmap, keep: list[int],
     return np.load(out / "waves.npy", mmap_mode="r"), np.load(out / "mels.npy", mmap_mode="r")
 
 
+BAD_FILES_COLUMNS = ("file", "reason", "clip_id", "role", "label")
+
+
 def bad_files_table(bad: list[BadFile]) -> pd.DataFrame:
-    return pd.DataFrame([(b.path, b.reason) for b in bad], columns=["file", "reason"])
+    """``bad_files.csv``: each unusable file and why; for one meant as a clip, also its clip id,
+    role and label (``submit`` gives each unusable ``test`` clip a fallback row from them)."""
+    return pd.DataFrame([(b.path, b.reason) + ((b.clip.clip_id, b.clip.role, b.clip.label)
+                                               if b.clip else (None, None, None)) for b in bad],
+                        columns=list(BAD_FILES_COLUMNS))
