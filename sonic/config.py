@@ -241,6 +241,11 @@ class SynthesizeConfig:
 
 
 @dataclass(frozen=True)
+class CVConfig:
+    folds: tuple[int, ...] = bounded((), 1)  # fold layouts: the folds `dvc repro` cross-validates
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataConfig = DataConfig()
     demo: DemoConfig = DemoConfig()
@@ -254,6 +259,7 @@ class Params:
     submit: SubmitConfig = SubmitConfig()
     cgan: CGANConfig = CGANConfig()
     synthesize: SynthesizeConfig = SynthesizeConfig()
+    cv: CVConfig = CVConfig()
 
 
 # ------------------------------------------------------------------------------------ parsing

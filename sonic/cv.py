@@ -17,7 +17,14 @@ Adding the target ``evaluate`` to ``dvc exp run`` (after the ``-S`` options) run
 stages cross-validation needs: ``submit`` has no test clips to predict on ESC-50, and the cGAN
 stages would train one generator per fold.
 
-It runs ``dvc exp show --json`` (or reads a saved copy with ``--input``), keeps finished
+Or all folds in one ``dvc repro`` (the ``cv_*`` stages of ``dvc.yaml``, one per fold in
+``params.yaml`` ``cv.folds``; adding or changing a fold re-runs that fold only), then
+``python -m sonic.cv --pipeline`` reads ``data/cv/<fold>/evaluate/metrics.json``::
+
+    dvc exp run -S data.layout=esc50 -S data.root=/path/to/ESC-50 -S 'cv.folds=[1,2,3,4,5]'
+    python -m sonic.cv --pipeline --out results/esc50_cv
+
+Otherwise it runs ``dvc exp show --json`` (or reads a saved copy with ``--input``), keeps finished
 experiments only (not queued, running or failed ones, nor the workspace or baseline commit),
 optionally only those named, with a name prefix or derived from one baseline commit, and
 warns about missing folds, about two experiments for one fold (the newest is kept) and about
@@ -31,6 +38,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -211,6 +219,25 @@ def to_json(summary: pd.DataFrame, table: pd.DataFrame, warnings: list[str]) -> 
             "warnings": warnings}
 
 
+def collect_pipeline(root: Path, params: str | Path = "params.yaml") -> pd.DataFrame:
+    """The rows :func:`collect` makes, from the ``cv_*`` stages' outputs under ``root``
+    (``data/cv``): one per (fold, model), the fold's ``test`` figures."""
+    from sonic.config import load_params
+
+    layout = load_params(params).data.layout
+    rows = []
+    for path in sorted(Path(root).glob("*/evaluate/metrics.json")):
+        fold = int(path.parts[-3])
+        scores = json.loads(path.read_text()).get("test") or {}
+        stamp = pd.Timestamp(path.stat().st_mtime, unit="s").isoformat()
+        common = {"name": f"cv_evaluate@{fold}", "rev": f"{root}/{fold}", "baseline": "workspace",
+                  "baseline_name": None, "timestamp": stamp, "layout": layout, "val_fold": fold,
+                  "other_params": "{}"}
+        rows += [{**common, "model": model, **{m: figures.get(m) for m in METRICS}}
+                 for model, figures in scores.items()]
+    return pd.DataFrame(rows)
+
+
 def exp_show(revs: Sequence[str] = (), all_commits: bool = False) -> list[dict]:
     """``dvc exp show --json`` of the repository in the current directory."""
     cmd = [sys.executable, "-m", "dvc", "exp", "show", "--json"]
@@ -231,17 +258,22 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="dvc exp show --rev (repeatable; default HEAD)")
     parser.add_argument("-A", "--all-commits", action="store_true", help="dvc exp show -A")
     parser.add_argument("--input", help="read a saved `dvc exp show --json` file instead")
+    parser.add_argument("--pipeline", nargs="?", const="data/cv", metavar="DIR",
+                        help="read the cv_* stages' outputs in DIR (default data/cv) instead")
     parser.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5],
                         help="folds expected (warns about missing ones; default 1-5)")
     parser.add_argument("--out", help="write PREFIX.csv, PREFIX.md and PREFIX.json")
     args = parser.parse_args(argv)
 
-    if args.input:
-        with open(args.input) as f:
-            shown = json.load(f)
+    if args.pipeline:
+        table = collect_pipeline(Path(args.pipeline))
     else:
-        shown = exp_show(args.rev, args.all_commits)
-    table = select(collect(shown), args.names, args.name_prefix, args.baseline)
+        if args.input:
+            with open(args.input) as f:
+                shown = json.load(f)
+        else:
+            shown = exp_show(args.rev, args.all_commits)
+        table = select(collect(shown), args.names, args.name_prefix, args.baseline)
     try:
         summary, kept, warnings = aggregate(table, args.folds)
     except ValueError as err:

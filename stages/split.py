@@ -1,5 +1,6 @@
 """Stage ``split``: each clip's role — train, val (selects the epoch), test (scored once), excluded."""
 import argparse
+import dataclasses
 from pathlib import Path
 
 from sonic.config import load_params
@@ -12,9 +13,14 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--index", type=Path, required=True, help="index.csv of extract_mels")
     parser.add_argument("--out", type=Path, required=True, help="split CSV to write")
+    parser.add_argument("--val-fold", type=int, help="held-out fold instead of split.val_fold "
+                                                      "(the cross-validation stages)")
     args = parser.parse_args()
     params = load_params(args.params)
-    table = split_roles(read_index(args.index), params.split, params.data.layout)
+    cfg = params.split
+    if args.val_fold is not None:
+        cfg = dataclasses.replace(cfg, val_fold=args.val_fold)
+    table = split_roles(read_index(args.index), cfg, params.data.layout)
     write_table(args.out, table)
     counts = table.groupby("role").size().to_dict()
     print(f"split: {counts} over {table['label'].nunique()} classes")

@@ -101,9 +101,11 @@ def test_stage_augments_training_clips_only(tmp_path: Path, clips, tiny_features
     pd.testing.assert_frame_equal(aug.index, expected)
 
     data = load_classifier_data(features, split, tmp_path / "augment")
-    assert data.x_train.shape[0] == 3 + 6 and data.x_val.shape[0] == 2
+    assert len(data.train) == 3 + 6 and len(data.val) == 2 and data.train_clips == 3
     assert data.classes == ["NA", "lo"] and data.val_ids == ["c2", "c4"]
-    np.testing.assert_array_equal(data.y_train, [1, 0, 0] + [1, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(data.train.labels, [1, 0, 0] + [1, 1, 0, 0, 0, 0])
+    x, _ = data.train[list(range(9))]  # the copies come from the augment stage's own array
+    np.testing.assert_allclose(x[3:, 0].numpy() * data.std + data.mean, aug.mels, atol=1e-3)
 
 
 def test_loader_refuses_copies_of_non_training_clips(tmp_path: Path, clips,

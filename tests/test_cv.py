@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 import soundfile as sf
 
 from sonic.cv import aggregate, collect, main, select, to_markdown
@@ -199,3 +200,58 @@ def test_queued_folds_are_summarised(tmp_path: Path, repo_copier, module_runner)
             assert figures["n_folds"] == 2 and set(figures["per_fold"]) == {"1", "2"}
             assert 0 <= figures["mean"] <= 1 and figures["std"] is not None
     assert report["warnings"] == []
+
+
+def write_three_fold_esc50(root: Path) -> Path:
+    """``write_fake_esc50`` plus a third fold (same classes, new source files)."""
+    write_fake_esc50(root)
+    meta = pd.read_csv(root / "meta/esc50.csv")
+    sr, t = 16000, np.arange(16000) / 16000
+    rows = []
+    for target, (category, hz) in enumerate({"low": 220.0, "mid": 880.0, "high": 2500.0}.items()):
+        for k in range(2):
+            src = f"{target}3{k}"
+            name = f"3-{src}-A-{target}.wav"
+            noise = 0.01 * np.random.default_rng(100 + len(rows)).standard_normal(sr)
+            sf.write(root / "audio" / name, (0.3 * np.sin(2 * np.pi * hz * t) + noise)
+                     .astype(np.float32), sr)
+            rows.append((name, 3, target, category, False, src, "A"))
+    pd.concat([meta, pd.DataFrame(rows, columns=meta.columns)]).to_csv(root / "meta/esc50.csv",
+                                                                       index=False)
+    return root
+
+
+@pytest.mark.slow
+def test_cross_validation_as_one_pipeline(tmp_path: Path, repo_copier, module_runner) -> None:
+    """cv.folds makes one stage per fold (and model); `dvc repro` runs them all, adding a fold
+    re-runs that fold only, and `sonic.cv --pipeline` summarises the folds' test figures."""
+    data = write_three_fold_esc50(tmp_path / "ESC-50")
+    root = repo_copier(tmp_path / "repo", {**TINY, "data": {"layout": "esc50", "root": str(data)},
+                                           "cv": {"folds": [1, 2]}})
+    run = lambda *args: module_runner(root, *args)  # noqa: E731
+    stages = {f"cv_{s}@{k}" for s in ("split", "augment", "evaluate") for k in (1, 2)}
+    stages |= {f"cv_train@{k}-{m}" for k in (1, 2) for m in ("cnn", "resnet")}
+    out = run("dvc", "repro", *sorted(stages))
+    assert stages <= {line.split("'")[1] for line in out.splitlines()
+                      if line.startswith("Running stage")}
+    for k in (1, 2):
+        roles = pd.read_csv(root / f"data/cv/{k}/split.csv")
+        fold_of = roles["clip_id"].str.extract(r"audio/(\d)-")[0].astype(int)
+        assert set(fold_of[roles["role"] == "test"]) == {k}  # the fold held out is scored
+        assert k not in set(fold_of[roles["role"].isin(["train", "val"])])
+
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["cv"]["folds"] = [1, 2, 3]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run("dvc", "repro", "cv_evaluate@3", "cv_evaluate@1", "cv_evaluate@2")
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"cv_split@3", "cv_augment@3", "cv_train@3-cnn", "cv_train@3-resnet",
+                   "cv_evaluate@3"}
+
+    out = run("sonic.cv", "--pipeline", "--folds", "1", "2", "3", "--out",
+              str(tmp_path / "summary"))
+    report = json.loads((tmp_path / "summary.json").read_text())
+    for model in ("cnn", "resnet", "ensemble"):
+        figures = report["models"][model]["accuracy"]
+        assert figures["n_folds"] == 3 and set(figures["per_fold"]) == {"1", "2", "3"}
+    assert "| cnn | accuracy |" in out

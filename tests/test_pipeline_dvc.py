@@ -112,6 +112,17 @@ def test_lr_experiment_reruns_training_only_and_diffs(repo, dvc):
     assert len(shown) >= 1
 
 
+def test_two_process_training_through_dvc_exp_run(repo, dvc):
+    """The issue's own command: `dvc exp run -S train.nproc=2` trains both models with two
+    gloo processes under torchrun and writes the usual outputs once."""
+    out = dvc(repo, "exp", "run", "-S", "train.nproc=2", "train_resnet")
+    assert "train_resnet" in ran(out)
+    details = json.loads((repo / "metrics/train_resnet/run.json").read_text())
+    assert details["processes"] == 2
+    curve = pd.read_csv(repo / "metrics/train_resnet/plots/metrics/train/loss.tsv", sep="\t")
+    assert curve["step"].tolist() == [1, 2]
+
+
 def test_exp_show_lists_a_handful_of_headline_metrics(repo, dvc):
     """Per-class figures live in report files, so `dvc exp show` stays a few columns a stage."""
     shown = json.loads(dvc(repo, "exp", "show", "--json"))

@@ -195,34 +195,32 @@ def test_the_gan_killed_after_an_epoch_resumes_to_the_uninterrupted_result(tmp_p
 
 
 # ------------------------------------------------------------------------------ DDP, torchrun
-@pytest.fixture(scope="module")
-def staged(tmp_path_factory):
+@pytest.fixture
+def staged(tmp_path, folder_set_writer, params_writer, manifest_writer, stage):
     """Features and split of a tone set, made by the real extract_mels and split stages."""
     from sonic.config import FeatureConfig
 
-    sys.path.insert(0, str(REPO / "tests"))
-    from conftest import run_stage, write_folder_set, write_params  # noqa: E402
-
-    root = tmp_path_factory.mktemp("ddp")
-    data = write_folder_set(root / "data", per_class=16, n_test=0)
+    root = tmp_path
+    data = folder_set_writer(root / "data", per_class=16, n_test=0)
     features = FeatureConfig(sample_rate=8000, duration=0.5, n_fft=256, hop_length=128,
                              n_mels=32, workers=1, batch_size=8)
-    params = write_params(root / "params.yaml", data={"layout": "folder", "root": str(data)},
-                          features=to_dict(features), split={"val_size": 0.25})
-    for script, *args in [("extract_mels.py", "--out", root / "features", "--report",
-                           root / "bad.csv"),
+    params = params_writer(root / "params.yaml", data={"layout": "folder", "root": str(data)},
+                           features=to_dict(features), split={"val_size": 0.25})
+    manifest = manifest_writer(data, root / "manifest.csv")
+    for script, *args in [("extract_mels.py", "--manifest", manifest, "--out", root / "features",
+                           "--report", root / "bad.csv"),
                           ("split.py", "--index", root / "features/index.csv", "--out",
                            root / "split.csv")]:
-        run = run_stage(script, "--params", params, *args)
+        run = stage(script, "--params", params, *args)
         assert run.returncode == 0, run.stderr
-    return root, features, run_stage, write_params
+    return root, features, stage, params_writer
 
 
-def train_with(staged, nproc: int) -> tuple[dict, dict, dict]:
+def train_with(staged, nproc: int, device: str = "cpu") -> tuple[dict, dict, dict]:
     root, features, run_stage, write_params = staged
-    out = root / f"nproc{nproc}"
+    out = root / f"nproc{nproc}-{device}"
     params = write_params(out.with_suffix(".yaml"), features=to_dict(features),
-                          train={"device": "cpu", "precision": "fp32", "epochs": 10,
+                          train={"device": device, "precision": "fp32", "epochs": 10,
                                  "batch_size": 12, "lr": 5e-3, "mixup_prob": 0.0,
                                  "freq_masks": 0, "time_masks": 0, "patience": 10,
                                  "use_augmented": False, "nproc": nproc},
@@ -251,7 +249,31 @@ def test_two_gloo_processes_train_like_one(staged):
     assert one_ckpt.keys() == two_ckpt.keys()
     assert {k: v.shape for k, v in one_ckpt["state_dict"].items()} == \
         {k: v.shape for k, v in two_ckpt["state_dict"].items()}
-    assert not (staged[0] / "nproc2/live/plots/metrics/train/loss.tsv").read_text().count(
+    assert not (staged[0] / "nproc2-cpu/live/plots/metrics/train/loss.tsv").read_text().count(
         "\n") > 11  # one writer: 10 epochs + header, never two processes' rows
-    assert pd.read_csv(staged[0] / "nproc2/live/plots/metrics/train/loss.tsv", sep="\t")[
+    assert pd.read_csv(staged[0] / "nproc2-cpu/live/plots/metrics/train/loss.tsv", sep="\t")[
         "step"].tolist() == list(range(1, 11))
+
+
+# ------------------------------------------------------------------------------------ CUDA
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@needs_cuda
+def test_fit_on_cuda_streams_pinned_batches_under_bf16_and_learns():
+    """The CUDA path: batches from the memory map through pinned memory, bf16 autocast where
+    the GPU has it, channels_last; the tone task is learnt as on the CPU."""
+    model, train, val, cfg = tiny_fit_args()
+    cfg = TrainConfig(**{**to_dict(cfg), "epochs": 8, "precision": "auto", "workers": 1})
+    result = fit(model, train, val, cfg, torch.device("cuda"))
+    assert result.bf16 == torch.cuda.is_bf16_supported()
+    assert result.best["val_accuracy"] >= 0.9
+    assert all(v.device.type == "cpu" for v in result.best_state.values())
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_two_nccl_processes_train_like_one(staged):
+    one_metrics, _, _ = train_with(staged, 1, device="cuda")
+    two_metrics, two_run, _ = train_with(staged, 2, device="cuda")
+    assert two_run["processes"] == 2 and two_run["device"] == "cuda"
+    assert abs(one_metrics["val"]["accuracy"] - two_metrics["val"]["accuracy"]) <= 1 / 12 + 1e-9

@@ -63,7 +63,7 @@ def test_every_test_file_gets_a_row_unusable_ones_the_flagged_prior(
     run = stage("submit.py", "--params", extracted, "--features", tmp_path / "features",
                 "--bad-files", tmp_path / "bad_files.csv",
                 "--models", trained.models / "cnn.pt", trained.models / "resnet.pt",
-                "--out", out, "--probs", probs, "--metrics", metrics)
+                "--out", out, "--probs", probs, "--report", metrics)
     assert run.returncode == 0, run.stderr
     submission = pd.read_csv(out)
     assert submission["filename"].tolist() == ["t0.wav", "t1.wav", "t2.wav", "t3.wav"]
