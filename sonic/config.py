@@ -63,9 +63,21 @@ class DataConfig:
 @dataclass(frozen=True)
 class DemoConfig:
     seed: int = 7
-    classes: tuple[str, ...] = ("dog_bark", "drilling", "siren", "engine_idling", "rain")
-    train_per_class: int = bounded(32, 1)
-    test_per_class: int = bounded(10, 0)
+    classes: tuple[str, ...] = ("dog_bark", "drilling", "siren", "engine_idling", "rain",
+                                "car_horn", "jackhammer", "street_music")
+    train_per_class: int = bounded(75, 1)
+    test_per_class: int = bounded(20, 0)
+    snr_db: tuple[float, float] = (-5.0, 20.0)  # event over background, drawn per clip
+    overlap_p: float = bounded(0.5, **PROBABILITY)  # chance a clip has a second, quieter event
+    # its level re the labelled event; below 0 dB, so the label's event stays the loudest
+    overlap_db: tuple[float, float] = bounded((-15.0, -5.0), None, 0.0, open_high=True)
+    workers: int = bounded(2, 1)  # rendering processes
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, why) for values that are each fine but do not fit together."""
+        return [(k, f"must be [low, high] with low ≤ high, got {list(v)}")
+                for k, v in (("snr_db", self.snr_db), ("overlap_db", self.overlap_db))
+                if v[0] > v[1]]
 
 
 # ----------------------------------------------------------------------------------- features
@@ -75,7 +87,7 @@ class FeatureConfig:
     duration: float = bounded(2.5, 0.0, open_low=True)  # seconds every clip is padded or cropped to
     n_fft: int = bounded(1024, 2)
     hop_length: int = bounded(512, 1)
-    n_mels: int = bounded(128, 1)
+    n_mels: int = bounded(64, 1)
     f_min: float = bounded(0.0, 0.0)  # Hz
     f_max: float | None = None  # Hz; None means sample_rate / 2
     # dB below each clip's peak that the log-mel is clamped to
@@ -138,7 +150,7 @@ class RangeAug:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    copies: int = bounded(2, 0)
+    copies: int = bounded(1, 0)
     seed: int = 0
     p_unchanged: float = bounded(0.1, **PROBABILITY)  # chance a copy is left as it is
     time_stretch: RangeAug = RangeAug(0.5, 0.8, 1.25)  # rate; >1 is faster
@@ -158,7 +170,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cuda | mps | cpu
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     channels_last: bool = True
-    epochs: int = bounded(12, 1)
+    epochs: int = bounded(15, 1)
     batch_size: int = bounded(32, 1)
     lr: float = bounded(1e-3, 0.0, open_low=True)
     weight_decay: float = bounded(0.01, 0.0)
@@ -173,7 +185,7 @@ class TrainConfig:
     time_mask_width: int = bounded(20, 0)  # frames, max
     grad_clip: float = bounded(5.0, 0.0)
     monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
-    patience: int = bounded(4, 1)
+    patience: int = bounded(5, 1)
     use_augmented: bool = True
     workers: int = bounded(0, 0)  # DataLoader processes; 0 reads batches in the training process
     nproc: int = bounded(1, 1)  # DDP processes on this machine (torchrun); batch_size is global
@@ -187,9 +199,9 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class CNNConfig:
-    widths: tuple[int, ...] = bounded((64, 128, 256, 512), 1)
-    fc: tuple[int, ...] = bounded((1024, 512, 256), 1)
-    pool: tuple[int, int] = bounded((4, 6), 1)  # adaptive-average-pool output before the FC head
+    widths: tuple[int, ...] = bounded((32, 64, 128, 256), 1)
+    fc: tuple[int, ...] = bounded((256,), 1)
+    pool: tuple[int, int] = bounded((2, 3), 1)  # adaptive-average-pool output before the FC head
     dropout: float = bounded(0.2, 0.0, 1.0, open_high=True)  # after each conv block
     fc_dropout: float = bounded(0.5, 0.0, 1.0, open_high=True)
 
@@ -197,7 +209,7 @@ class CNNConfig:
 @dataclass(frozen=True)
 class ResNetConfig:
     blocks: tuple[int, ...] = bounded((2, 2, 2, 2), 1)  # (3, 4, 6, 3) is the ResNet-34 layout
-    widths: tuple[int, ...] = bounded((64, 128, 256, 512), 1)
+    widths: tuple[int, ...] = bounded((32, 64, 128, 256), 1)
     dropout: float = bounded(0.5, 0.0, 1.0, open_high=True)
     pretrained: str | None = None  # local torchvision ResNet state dict
 
@@ -223,7 +235,7 @@ class CGANConfig:
     d_norm: Literal["spectral", "batch"] = "spectral"
     loss: Literal["bce", "hinge"] = "bce"
     mode_seeking: float = bounded(1.0, 0.0)  # weight of the MSGAN term against class collapse
-    epochs: int = bounded(100, 1)
+    epochs: int = bounded(30, 1)
     batch_size: int = bounded(16, 2)  # BatchNorm needs two samples
     lr_g: float = bounded(5e-4, 0.0, open_low=True)
     lr_d: float = bounded(5e-4, 0.0, open_low=True)

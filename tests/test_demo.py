@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import re
 from collections import Counter
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 from scipy import signal
 
 from sonic.audio.demo import (
@@ -16,11 +18,16 @@ from sonic.audio.demo import (
     PEAK_CEILING,
     SYNTHS,
     Nuisance,
+    INTERNAL_SR,
+    _events,
     active_power,
+    draw_nuisance,
     generate_demo,
     render_clip,
 )
-from sonic.config import DemoConfig
+from sonic.config import ConfigError, DemoConfig, SplitConfig, load_params
+
+CONFUSABLE = (("drilling", "jackhammer"), ("siren", "car_horn"), ("engine_idling", "street_music"))
 
 ALL = DemoConfig(seed=3, classes=tuple(SYNTHS), train_per_class=6, test_per_class=2)
 
@@ -171,3 +178,76 @@ def test_classes_are_structurally_distinct():
                      for k, v in feats.items()}
             correct += min(means, key=lambda k: np.sum((row - means[k]) ** 2)) == c
     assert correct / (per_class * len(SYNTHS)) >= 0.75
+
+
+def _class_means(per_class: int) -> dict[str, np.ndarray]:
+    sr, n = 16000, 24000
+    return {c: np.mean([_structure(f(np.random.default_rng(i), n, sr), sr)
+                        for i in range(per_class)], axis=0) for c, f in SYNTHS.items()}
+
+
+def test_confusable_pairs_are_closer_than_most_classes():
+    """Each designed pair is nearer (class means of clean clips) than the median pair of classes,
+    and the first two are each other's nearest class: the demo is hard where it claims to be."""
+    means = _class_means(per_class=6)
+    dist = {(a, b): np.linalg.norm(means[a] - means[b]) for a in means for b in means if a != b}
+    median = np.median(list(dist.values()))
+    for a, b in CONFUSABLE:
+        assert dist[a, b] < median, (a, b, dist[a, b], median)
+    for a, b in (CONFUSABLE[0], CONFUSABLE[2]):
+        for c, partner in ((a, b), (b, a)):
+            nearest = min((k for k in means if k != c), key=lambda k: dist[c, k])
+            assert nearest == partner or c == "drilling", (c, nearest)  # drilling: near rain too
+
+
+def test_default_demo_covers_every_class_with_enough_val_and_test_clips():
+    """The committed params give 8 classes, >= 120 validation and >= 160 test clips, so a two
+    point accuracy difference is more than one clip."""
+    demo, split = load_params("params.yaml").demo, load_params("params.yaml").split
+    assert demo == DemoConfig() and split == SplitConfig()
+    assert set(demo.classes) == set(SYNTHS) and len(demo.classes) == 8
+    assert round(split.val_size * demo.train_per_class) * len(demo.classes) >= 120
+    assert demo.test_per_class * len(demo.classes) >= 160
+
+
+def test_nuisances_follow_the_config_and_never_depend_on_the_class():
+    cfg = DemoConfig(snr_db=(-3.0, 2.0), overlap_p=1.0, overlap_db=(-9.0, -8.0))
+    drawn = [draw_nuisance(np.random.default_rng([1, 0, i]), cfg) for i in range(200)]
+    assert all(-3.0 <= d.snr_db <= 2.0 and -9.0 <= d.overlap_db <= -8.0 for d in drawn)
+    assert {d.overlap for d in drawn} == set(SYNTHS)
+    assert 0.15 < np.mean([d.lowpass is not None for d in drawn]) < 0.45
+    none = DemoConfig(overlap_p=0.0)
+    assert all(draw_nuisance(np.random.default_rng(i), none).overlap is None for i in range(50))
+
+
+def test_an_overlapping_event_stays_under_the_labelled_one():
+    """The second event is added over part of the clip, about ``overlap_db`` under the clip's own
+    event (unit active power), which it leaves untouched; the label's sound stays the loudest."""
+    sr, n = INTERNAL_SR, INTERNAL_SR * 2
+    near = Nuisance(duration=2.0, sample_rate=16000, channels=1, subtype="FLOAT", level_db=-20.0,
+                    snr_db=10.0, background="pink")
+    for own, other in (("siren", "jackhammer"), ("dog_bark", "rain"), ("drilling", "car_horn")):
+        alone = _events(own, near, np.random.default_rng(4), n)
+        both = _events(own, dataclasses.replace(near, overlap=other, overlap_db=-6.0),
+                       np.random.default_rng(4), n)
+        added = both - alone
+        assert active_power(alone, sr) == pytest.approx(1.0)
+        assert 10 * np.log10(active_power(added, sr)) < -3.0, (own, other)
+        assert np.mean(added**2) > 0
+
+
+def test_workers_do_not_change_a_single_byte(tmp_path):
+    base = dict(seed=2, classes=("siren", "car_horn"), train_per_class=3, test_per_class=2)
+    generate_demo(tmp_path / "one", DemoConfig(**base, workers=1))
+    summary = generate_demo(tmp_path / "two", DemoConfig(**base, workers=2))
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+    assert sum(summary["overlaps"].values()) == summary["files"] == 10
+
+
+@pytest.mark.parametrize("key, value", [("snr_db", [10.0, 0.0]), ("overlap_db", [-5.0, 1.0]),
+                                        ("overlap_p", 1.5), ("workers", 0)])
+def test_bad_demo_params_name_the_key(tmp_path, key, value):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"demo": {key: value}}))
+    with pytest.raises(ConfigError, match=f"demo.{key}"):
+        load_params(path)

@@ -12,12 +12,16 @@ from sonic.models import MODELS, AudioResNet, build_model, load_pretrained
 
 N_CLASSES = 10
 DEFAULT = {"cnn": CNNConfig(), "resnet": ResNetConfig()}
+# The full-size models of the seed project (params.yaml's defaults are narrower, for the demo):
+# the 18 M-parameter CNN and torchvision's ResNet-18 widths, which pretrained weights need.
+FULL = {"cnn": CNNConfig(widths=(64, 128, 256, 512), fc=(1024, 512, 256), pool=(4, 6)),
+        "resnet": ResNetConfig(widths=(64, 128, 256, 512))}
 # Narrow versions, fast enough on a shared CPU; dropout off so one step is deterministic.
 SMALL = {
     "cnn": CNNConfig(widths=(8, 16, 16, 32), fc=(32, 16), pool=(2, 3), dropout=0.0, fc_dropout=0.0),
     "resnet": ResNetConfig(blocks=(1, 1, 1, 1), widths=(8, 16, 16, 32), dropout=0.0),
 }
-EMBED_DIM = {"cnn": (256, 16), "resnet": (512, 32)}  # (default, small)
+EMBED_DIM = {"cnn": (256, 16), "resnet": (256, 32)}  # (default, small)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +60,7 @@ def test_rebuild_from_stored_config(name):
 def test_forward_shapes_default_size(name):
     model = make(name, DEFAULT[name]).eval()
     with torch.no_grad():
-        out = model(torch.randn(2, 1, 128, 108))
+        out = model(torch.randn(2, 1, 64, 108))
     assert out["logits"].shape == (2, N_CLASSES)
     assert out["embedding"].shape == (2, EMBED_DIM[name][0]) == (2, model.embedding_dim)
     assert torch.isfinite(out["logits"]).all()
@@ -85,14 +89,14 @@ def test_embedding_is_what_the_classifier_reads(name):
 
 # ----------------------------------------------------------------------------- parameters
 def test_cnn_parameter_count():
-    model = make("cnn", CNNConfig())
+    model = make("cnn", FULL["cnn"])
     # convs (no bias, BN after) 4,686,144 + FC 12288→1024→512→256 13,240,064 + 256→10 2,570
     assert n_params(model) == 17_928_778
     assert n_params(model) >= 15_000_000  # the seed project's "15M+" figure
 
 
 def test_resnet18_parameter_count_matches_torchvision(tv_models):
-    ours = make("resnet", ResNetConfig())
+    ours = make("resnet", FULL["resnet"])
     ref = tv_models.resnet18(weights=None, num_classes=N_CLASSES)
     # Only difference: one input channel instead of three in the 64 × 7 × 7 stem.
     assert n_params(ours) == n_params(ref) - 64 * 2 * 49 == 11_175_370
@@ -147,9 +151,9 @@ def test_load_torchvision_resnet18(tmp_path, tv_models):
     torch.save(ref.state_dict(), path)
 
     torch.manual_seed(0)
-    fresh_fc = AudioResNet(ResNetConfig(), N_CLASSES).fc.weight.detach().clone()
+    fresh_fc = AudioResNet(FULL["resnet"], N_CLASSES).fc.weight.detach().clone()
     torch.manual_seed(0)  # same seed: the fc should come out exactly as it would without loading
-    model = AudioResNet(ResNetConfig(pretrained=str(path)), N_CLASSES)
+    model = AudioResNet(dataclasses.replace(FULL["resnet"], pretrained=str(path)), N_CLASSES)
 
     sd = model.state_dict()
     torch.testing.assert_close(sd["conv1.weight"], ref.conv1.weight.mean(dim=1, keepdim=True))
@@ -166,7 +170,7 @@ def test_load_wrapped_resnet34(tmp_path, tv_models):
     path = tmp_path / "resnet34.pt"
     torch.save({"state_dict": ref.state_dict(), "epoch": 3}, path)
 
-    model = AudioResNet(ResNetConfig(blocks=(3, 4, 6, 3)), N_CLASSES)
+    model = AudioResNet(dataclasses.replace(FULL["resnet"], blocks=(3, 4, 6, 3)), N_CLASSES)
     load_pretrained(model, path)
     assert torch.equal(model.layer3[5].conv2.weight, ref.layer3[5].conv2.weight)
     ours_bn, ref_bn = model.layer2[0].downsample[1], ref.layer2[0].downsample[1]
@@ -176,7 +180,7 @@ def test_load_wrapped_resnet34(tmp_path, tv_models):
 def test_mismatched_layout_raises_clear_error(tmp_path, tv_models):
     path = tmp_path / "resnet34.pth"
     torch.save(tv_models.resnet34(weights=None).state_dict(), path)
-    model = AudioResNet(ResNetConfig(), N_CLASSES)
+    model = AudioResNet(FULL["resnet"], N_CLASSES)
     with pytest.raises(ValueError) as err:
         load_pretrained(model, path)
     msg = str(err.value)
