@@ -2,6 +2,7 @@
 they are (inception score, judge accuracy, CAS, Fréchet distance, copies), each beside its
 real-data value with a 95 % interval."""
 import argparse
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -80,18 +81,19 @@ def main() -> None:
             save_grid(samples.db[samples.labels == c][:n], [name], n, picture)
             live.log_image(f"{name}.png", picture)
 
-    spread = np.arange(len(samples.labels)) % per_class < -(-BASELINE_N // len(classes))
-    old_cfg = inv_cfg.__class__(**{**inv_cfg.__dict__, "momentum": 0.0})
-    baseline = roundtrip_mels(invert_all(samples.db[spread], features, old_cfg, cfg.seed,
-                                         device), features)
+    # the old inversion (least squares + plain Griffin-Lim) on a few of each class, to compare
+    few = np.arange(len(samples.labels)) % per_class < -(-BASELINE_N // len(classes))
+    old = dataclasses.replace(inv_cfg, momentum=0.0)
+    baseline = roundtrip_mels(invert_all(samples.db[few], features, old, cfg.seed, device),
+                              features)
     report = quality_report(judge, samples, roundtrip_mels(waves, features),
                             real_sets(args.features, args.split, classes), cfg, device,
-                            baseline_roundtrip=(baseline, samples.labels[spread]))
+                            baseline_roundtrip=(baseline, samples.labels[few]))
     live.summary = rounded(headline(report))
     live.end()
     write_details(args.live / "report.json", report)
-    print(f"synthesize: {len(waves)} generated, {int(np.sum(np.arange(len(waves)) % per_class < cfg.per_class))}"
-          f" WAVs in {args.out}; " + ", ".join(f"{k} {v:.3f}" for k, v in headline(report).items()))
+    print(f"synthesize: {len(waves)} generated ({cfg.per_class} per class written to "
+          f"{args.out}); " + ", ".join(f"{k} {v:.3f}" for k, v in headline(report).items()))
 
 
 if __name__ == "__main__":
