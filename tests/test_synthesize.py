@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from sonic.config import CASConfig, CNNConfig, FeatureConfig, SynthesizeConfig, TrainConfig
-from sonic.generation.synthesize import RealSets, Samples, headline, on_feature_scale, quality_report
+from sonic.generation.synthesize import (RealSets, Samples, headline, on_feature_scale,
+                                         quality_report)
 from sonic.models import build_model
 from sonic.training.checkpoint import Classifier
 from sonic.training.data import MelSet

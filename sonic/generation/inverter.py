@@ -25,7 +25,8 @@ from tqdm import tqdm
 
 from sonic.config import FeatureConfig, InvertConfig
 from sonic.features.mel import AMIN
-from sonic.generation.invert import griffin_lim, mel_db_to_wave, stft_magnitude, waveform_convergence
+from sonic.generation.invert import (griffin_lim, mel_db_to_wave, stft_magnitude,
+                                     waveform_convergence)
 from sonic.runtime import atomic_path
 
 
@@ -81,7 +82,8 @@ class MelInverter(nn.Module):
         return (out * self.top_db).clamp(-self.top_db, 0.0)
 
 
-def linear_targets(waves: torch.Tensor, features: FeatureConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def linear_targets(waves: torch.Tensor, features: FeatureConfig
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Waveforms (B, samples) → (mel dB (B, M, T) as the features make them, linear dB
     (B, F, T)), each relative to its own peak and clamped at -top_db. (The Slaney filters'
     weights are far below 1, so the two peaks differ by tens of dB; the waveform's level is

@@ -71,10 +71,15 @@ class RealSets:
     held_y: np.ndarray
 
 
+def _figure(stat, arrays: tuple[np.ndarray, ...], n_boot: int, seed: int) -> dict:
+    value, low, high = bootstrap(stat, arrays, n_boot, seed)
+    return {"value": value, "ci": [low, high]}
+
+
 def _acc(pred: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> dict:
+    """Accuracy of predictions (N,) against labels (N,) with its 95 % interval."""
     hit = (np.asarray(pred) == np.asarray(y)).astype(np.float64)
-    value, lo, hi = bootstrap(np.mean, (hit,), n_boot, seed)
-    return {"value": value, "ci": [lo, hi]}
+    return _figure(np.mean, (hit,), n_boot, seed)
 
 
 def quality_report(judge: Classifier, samples: Samples, roundtrip_db: np.ndarray,
@@ -93,18 +98,12 @@ def quality_report(judge: Classifier, samples: Samples, roundtrip_db: np.ndarray
     train_emb = judge.predict(real.train_db)["embedding"]
     trip_pred = judge.predict(roundtrip_db)["probs"].argmax(1)
     report = {
-        "inception_score": dict(zip(("value", "low", "high"),
-                                    bootstrap(inception_score, (gen["probs"],), n_boot, seed))),
-        "inception_score_real": dict(zip(("value", "low", "high"),
-                                         bootstrap(inception_score, (held["probs"],), n_boot,
-                                                   seed))),
+        "inception_score": _figure(inception_score, (gen["probs"],), n_boot, seed),
+        "inception_score_real": _figure(inception_score, (held["probs"],), n_boot, seed),
         "judge_accuracy": _acc(gen["probs"].argmax(1), samples.labels, n_boot, seed),
         "judge_accuracy_real": _acc(held["probs"].argmax(1), real.held_y, n_boot, seed),
         "roundtrip_accuracy": _acc(trip_pred, samples.labels, n_boot, seed),
     }
-    for k in ("inception_score", "inception_score_real"):
-        r = report[k]
-        report[k] = {"value": r["value"], "ci": [r["low"], r["high"]]}
     if baseline_roundtrip is not None:
         base_db, base_y = baseline_roundtrip
         base = judge.predict(base_db)["probs"].argmax(1)
@@ -123,9 +122,8 @@ def quality_report(judge: Classifier, samples: Samples, roundtrip_db: np.ndarray
     report["frechet_floor"] = {"value": fd["floor"], "ci": fd["floor_ci"], "n": fd["n"]}
     copies = copy_rate(gen["embedding"], train_emb, held["embedding"], cfg.copy_quantile)
     below = (copies["gen_to_train"] < copies["threshold"]).astype(np.float64)
-    rate, lo, hi = bootstrap(np.mean, (below,), n_boot, seed)
-    report["copy_rate"] = {"value": rate, "ci": [lo, hi], "expected": copies["expected"],
-                           "nn_ratio": copies["ratio"]}
+    report["copy_rate"] = _figure(np.mean, (below,), n_boot, seed) | {
+        "expected": copies["expected"], "nn_ratio": copies["ratio"]}
     report["n_generated"] = int(len(samples.labels))
     report["n_held_out"] = int(len(real.held_y))
     per = {name: {} for name in classes}
