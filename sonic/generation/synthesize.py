@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
 from tqdm import tqdm
 
 from sonic.config import FeatureConfig, InvertConfig, SynthesizeConfig
@@ -126,16 +125,24 @@ def quality_report(judge: Classifier, samples: Samples, roundtrip_db: np.ndarray
         "expected": copies["expected"], "nn_ratio": copies["ratio"]}
     report["n_generated"] = int(len(samples.labels))
     report["n_held_out"] = int(len(real.held_y))
-    per = {name: {} for name in classes}
-    for key, pred, y in (("judge_accuracy", gen["probs"].argmax(1), samples.labels),
-                         ("roundtrip_accuracy", trip_pred, samples.labels),
-                         ("judge_accuracy_real", held["probs"].argmax(1), real.held_y),
-                         ("cas", cas, real.held_y), ("cas_real", cas_real, real.held_y)):
+    report["per_class"] = per_class_accuracy(classes, {
+        "judge_accuracy": (gen["probs"].argmax(1), samples.labels),
+        "roundtrip_accuracy": (trip_pred, samples.labels),
+        "judge_accuracy_real": (held["probs"].argmax(1), real.held_y),
+        "cas": (cas, real.held_y), "cas_real": (cas_real, real.held_y)})
+    return report
+
+
+def per_class_accuracy(classes: list[str], figures: dict[str, tuple[np.ndarray, np.ndarray]]
+                       ) -> dict[str, dict[str, float | None]]:
+    """class → figure → accuracy over the samples of that class (None when it has none), from
+    figure → (predictions (N,), labels (N,))."""
+    out: dict[str, dict[str, float | None]] = {name: {} for name in classes}
+    for key, (pred, y) in figures.items():
         for c, name in enumerate(classes):
             mask = y == c
-            per[name][key] = float((pred[mask] == c).mean()) if mask.any() else None
-    report["per_class"] = per
-    return report
+            out[name][key] = float((pred[mask] == c).mean()) if mask.any() else None
+    return out
 
 
 def headline(report: dict) -> dict:
