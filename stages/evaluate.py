@@ -43,7 +43,6 @@ def main() -> None:
         db = np.asarray(feats.mels[feats.rows(clips["clip_id"])])
         labels = list(clips["label"])
         report, preds = evaluate_models(models, db, labels, params.evaluate.calibration_bins)
-        report.pop("best_model")
         headline[name] = {m: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"]}
                           for m, r in report.items()}
         details[name] = {"clips": len(labels), "meaning": meaning, "models": report}

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import sonic
 from sonic.config import load_params
 from sonic.models import build_model
 from sonic.runtime import pick_device, seed_everything
@@ -20,7 +21,7 @@ from sonic.training.loop import fit, keep_best
 from sonic.training.report import open_live, rounded, write_details
 from sonic.training.resume import ResumeFile, fingerprint
 
-SONIC = Path(distributed.__file__).parents[1]
+SONIC = Path(sonic.__file__).parent
 CODE = [Path(__file__), SONIC / "training", SONIC / "models", SONIC / "config.py"]  # resume key
 
 

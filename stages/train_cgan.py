@@ -12,6 +12,7 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
+import sonic
 from sonic.config import load_params
 from sonic.generation.invert import mel_db_to_wave
 from sonic.generation.plots import save_grid
@@ -23,7 +24,7 @@ from sonic.training.resume import ResumeFile, fingerprint
 
 GRID_PER_CLASS = 4  # samples per class row in the progress pictures
 PROGRESS_GL_ITERS = 32  # Griffin-Lim iterations for progress WAVs (synthesize has its own param)
-SONIC = Path(fingerprint.__code__.co_filename).parents[1]
+SONIC = Path(sonic.__file__).parent
 CODE = [Path(__file__), SONIC / "generation", SONIC / "training", SONIC / "config.py"]
 
 

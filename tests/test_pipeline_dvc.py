@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -21,8 +22,9 @@ import yaml
 
 pytestmark = pytest.mark.slow
 
+CLASSES = ["dog_bark", "drilling", "siren", "engine_idling", "rain"]
 TINY = {
-    "demo": {"train_per_class": 6, "test_per_class": 2},
+    "demo": {"classes": CLASSES, "train_per_class": 6, "test_per_class": 2},
     "features": {"workers": 1, "duration": 1.0, "n_mels": 32, "n_fft": 512, "hop_length": 256},
     "augment": {"copies": 2, "workers": 1},
     "train": {"epochs": 2, "batch_size": 8},
@@ -33,7 +35,6 @@ TINY = {
     "synthesize": {"per_class": 2, "n_eval": 20, "n_boot": 10, "fd_dims": 4,
                    "cas": {"widths": [8], "epochs": 1}},
 }
-CLASSES = ["dog_bark", "drilling", "siren", "engine_idling", "rain"]
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,36 @@ def test_repro_builds_everything_then_has_nothing_to_do(repo, dvc, committer):
         (repo / "metrics/train_inverter/metrics.json").read_text())["spectral_convergence"]
     assert ran(dvc(repo, "repro")) == {"scan"}
     committer(repo, "baseline results")
+
+
+def test_a_training_stage_killed_by_sigkill_resumes_to_the_same_result(repo, dvc):
+    """`dvc repro -f -s train_cnn` is killed (SIGKILL, the whole process group) once epoch 1's
+    resume state exists; the next `dvc repro` continues after epoch 1 and ends with the
+    committed baseline's checkpoint and DVCLive files."""
+    resume = repo / "data/resume/cnn.pt"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "-f", "-s", "train_cnn"],
+                            cwd=repo, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not resume.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert resume.exists(), "the stage ended before its first resume state could be seen"
+    out = dvc(repo, "repro", "train_cnn")
+    assert "resuming after epoch 1" in out
+    assert not resume.exists()  # a finished stage deletes its resume state
+    assert json.loads((repo / "metrics/train_cnn/run.json").read_text())[
+        "resumed_after_epoch"] == 1
+    lock = yaml.safe_load(_committed(repo, "dvc.lock"))["stages"]["train_cnn"]["outs"]
+    md5 = next(o["md5"] for o in lock if o["path"] == "data/models/cnn.pt")
+    cached = repo / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+    assert _same_checkpoint(cached, repo / "data/models/cnn.pt")
+    for name in ("metrics.json", "plots/metrics/train/loss.tsv", "plots/metrics/val/accuracy.tsv"):
+        path = f"metrics/train_cnn/{name}"
+        assert (repo / path).read_text() == _committed(repo, path), path
 
 
 def test_augment_param_reruns_augment_but_not_extraction(repo, dvc):
@@ -174,9 +205,10 @@ def _outputs(lock_text: str) -> dict[str, str]:
 
 def _figures(text: str) -> dict:
     """A metrics file's figures without the timings, at any depth."""
-    def strip(d: dict) -> dict:
-        return {k: strip(v) if isinstance(v, dict) else v for k, v in d.items()
-                if k not in TIMING}
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in TIMING}
+        return [strip(v) for v in x] if isinstance(x, list) else x
     return strip(json.loads(text))
 
 

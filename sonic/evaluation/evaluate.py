@@ -33,8 +33,8 @@ def evaluate_models(models: dict[str, Classifier], db: np.ndarray, labels: list[
                     n_bins: int) -> tuple[dict, dict[str, np.ndarray]]:
     """Figures for each model (and the ensemble) on labelled clips.
 
-    Returns the report (``{model: figures, ..., "best_model": name}``) and each model's
-    predicted class indices.
+    Returns the report (``{model: figures}``) and each model's predicted class indices. No
+    model is chosen here: these clips may be held out, and a choice made on them would leak.
     """
     classes = check_same_classes(models)
     code = {c: i for i, c in enumerate(classes)}
@@ -44,8 +44,6 @@ def evaluate_models(models: dict[str, Classifier], db: np.ndarray, labels: list[
     y = np.array([code[label] for label in labels])
     probs = predict_probs(models, db)
     report = {name: classification_report(p, y, classes, n_bins) for name, p in probs.items()}
-    single = [name for name in models]
-    report["best_model"] = max(single, key=lambda n: (report[n]["accuracy"], report[n]["macro_f1"]))
     preds = {name: p.argmax(axis=1) for name, p in probs.items()}
     return report, preds
 

@@ -35,7 +35,7 @@ class MelSet(Dataset):
                  mean: float, std: float):
         self.parts = [(array, np.asarray(rows, dtype=np.int64)) for array, rows in parts]
         self.starts = np.cumsum([0] + [len(rows) for _, rows in self.parts])
-        self.labels = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+        self.labels = torch.tensor(np.asarray(labels), dtype=torch.int64)  # a copy: never a view
         if len(self.labels) != self.starts[-1]:
             raise ValueError(f"{len(self.labels)} labels for {self.starts[-1]} spectrograms")
         self.mean, self.std = float(mean), float(std)
