@@ -16,7 +16,7 @@ from sonic.features.store import load_features
 from sonic.generation.inverter import load_inverter
 from sonic.generation.plots import save_grid
 from sonic.generation.synthesize import (RealSets, headline, invert_all, quality_report,
-                                         roundtrip_mels, sample_per_class)
+                                         roundtrip_mels, sample_like, sample_per_class)
 from sonic.generation.trainer import load_generator
 from sonic.runtime import atomic_path, pick_device, seed_everything
 from sonic.training.checkpoint import load_classifier
@@ -86,9 +86,11 @@ def main() -> None:
     old = dataclasses.replace(inv_cfg, momentum=0.0)
     baseline = roundtrip_mels(invert_all(samples.db[few], features, old, cfg.seed, device),
                               features)
-    report = quality_report(judge, samples, roundtrip_mels(waves, features),
-                            real_sets(args.features, args.split, classes), cfg, device,
-                            baseline_roundtrip=(baseline, samples.labels[few]))
+    real = real_sets(args.features, args.split, classes)
+    # CAS trains on as many generated spectrograms as there are real training clips, per class
+    twins = sample_like(G, real.train_y, cfg.seed + 1, ckpt["mean"], ckpt["std"], features.top_db)
+    report = quality_report(judge, samples, roundtrip_mels(waves, features), real, cfg, device,
+                            baseline_roundtrip=(baseline, samples.labels[few]), cas_samples=twins)
     live.summary = rounded(headline(report))
     live.end()
     write_details(args.live / "report.json", report)

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from sonic.config import CASConfig, CNNConfig, FeatureConfig, SynthesizeConfig, TrainConfig
+from sonic.config import (CASConfig, CGANConfig, CNNConfig, FeatureConfig, SynthesizeConfig,
+                          TrainConfig)
+from sonic.generation.gan import Generator
 from sonic.generation.synthesize import (RealSets, Samples, headline, on_feature_scale,
-                                         quality_report)
+                                         quality_report, sample_like)
 from sonic.models import build_model
 from sonic.training.checkpoint import Classifier
 from sonic.training.data import MelSet
@@ -98,3 +100,12 @@ def test_generated_log_mels_are_put_on_the_features_reference():
     x = np.random.default_rng(0).normal(0, 1, (3, N_MELS, T)).astype(np.float32)
     db = on_feature_scale(x, mean=-40.0, std=20.0, top_db=80.0)
     assert np.allclose(db.max(axis=(1, 2)), 0.0) and db.min() >= -80.0
+
+
+def test_cas_twins_have_the_real_sets_size_and_class_balance():
+    g = Generator(CGANConfig(z_dim=8, embed_dim=4, g_width=8), 3, N_MELS, T, -2.0, 2.0)
+    labels = np.array([0, 0, 0, 1, 2, 2])
+    twins = sample_like(g, labels, seed=1, mean=-40.0, std=20.0, top_db=80.0)
+    assert twins.db.shape == (6, N_MELS, T) and list(twins.labels) == list(labels)
+    assert np.allclose(twins.db.max(axis=(1, 2)), 0.0)
+    assert np.array_equal(twins.db, sample_like(g, labels, 1, -40.0, 20.0, 80.0).db)

@@ -41,6 +41,15 @@ def sample_per_class(G: Generator, n_classes: int, per_class: int, z_dim: int, s
     return Samples(on_feature_scale(x, mean, std, top_db), labels.numpy())
 
 
+def sample_like(G: Generator, labels: np.ndarray, seed: int, mean: float, std: float,
+                top_db: float) -> Samples:
+    """One generated spectrogram per entry of ``labels`` (N,): a generated twin of a labelled
+    set, with its size and class balance (the CAS training set)."""
+    z = torch.randn(len(labels), G.z_dim, generator=torch.Generator().manual_seed(seed))
+    x = generate(G, z, torch.as_tensor(labels, dtype=torch.long))[:, 0].numpy()
+    return Samples(on_feature_scale(x, mean, std, top_db), np.asarray(labels))
+
+
 def invert_all(db: np.ndarray, features: FeatureConfig, cfg: InvertConfig, seed: int,
                device: torch.device, inverter: torch.nn.Module | None = None,
                batch_size: int = 16) -> np.ndarray:
@@ -83,14 +92,17 @@ def _acc(pred: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> dict:
 
 def quality_report(judge: Classifier, samples: Samples, roundtrip_db: np.ndarray,
                    real: RealSets, cfg: SynthesizeConfig, device: torch.device | str = "cpu",
-                   baseline_roundtrip: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+                   baseline_roundtrip: tuple[np.ndarray, np.ndarray] | None = None,
+                   cas_samples: Samples | None = None) -> dict:
     """All synthesis figures, each beside the real-data value it is read against, each with a
     bootstrap 95 % interval (``{"value", "ci"}``).
 
     ``judge`` is the trained CNN; its classes define the label indices. ``roundtrip_db``
     (N, M, T) are the generated spectrograms after WAV and back; ``baseline_roundtrip``, if
     measured, is (K, M, T) of them after the old inversion (least squares + plain Griffin-Lim)
-    with their intended labels (K,).
+    with their intended labels (K,). ``cas_samples`` train the CAS classifier (default
+    ``samples``); give it the real training set's size and class balance (:func:`sample_like`)
+    so that ``cas`` and ``cas_real`` differ only in where the training spectrograms came from.
     """
     classes, n_boot, seed = judge.classes, cfg.n_boot, cfg.seed
     gen, held = judge.predict(samples.db), judge.predict(real.held_db)
@@ -110,8 +122,9 @@ def quality_report(judge: Classifier, samples: Samples, roundtrip_db: np.ndarray
             "n": int(len(base_y))}
     n_classes = len(classes)
     mean, std = judge.mean, judge.std
-    cas = train_and_test(samples.db, samples.labels, real.held_db, n_classes, cfg.cas, mean,
-                         std, seed, device, "cas generated")
+    cas_samples = cas_samples if cas_samples is not None else samples
+    cas = train_and_test(cas_samples.db, cas_samples.labels, real.held_db, n_classes, cfg.cas,
+                         mean, std, seed, device, "cas generated")
     cas_real = train_and_test(real.train_db, real.train_y, real.held_db, n_classes, cfg.cas,
                               mean, std, seed, device, "cas real")
     report["cas"] = _acc(cas, real.held_y, n_boot, seed)
@@ -124,6 +137,7 @@ def quality_report(judge: Classifier, samples: Samples, roundtrip_db: np.ndarray
     report["copy_rate"] = _figure(np.mean, (below,), n_boot, seed) | {
         "expected": copies["expected"], "nn_ratio": copies["ratio"]}
     report["n_generated"] = int(len(samples.labels))
+    report["n_cas_generated"] = int(len(cas_samples.labels))
     report["n_held_out"] = int(len(real.held_y))
     report["per_class"] = per_class_accuracy(classes, {
         "judge_accuracy": (gen["probs"].argmax(1), samples.labels),
