@@ -58,6 +58,17 @@ class DataConfig:
     on_bad_file: Literal["skip", "fail"] = "skip"
     group_regex: str | None = None  # first capture group of the file stem names the clip's group
     answers: str | None = None  # answers CSV for folder layouts; default <root>/test_labels.csv
+    subset: Literal["all", "esc10"] = "all"  # esc50 layout: esc10 keeps the ESC-10 clips only
+    classes: tuple[str, ...] | None = None  # keep only clips of these labels (None: every class)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, why) for values that are each fine but do not fit together."""
+        if self.subset != "all" and self.layout != "esc50":
+            return [("subset", f"{self.subset} is a subset of the esc50 layout, but "
+                               f"data.layout is {self.layout}")]
+        if self.classes is not None and not self.classes:
+            return [("classes", "must name at least one class, or be null for all")]
+        return []
 
 
 @dataclass(frozen=True)
@@ -241,14 +252,54 @@ class CGANConfig:
     lr_d: float = bounded(5e-4, 0.0, open_low=True)
     sample_every: int = bounded(20, 1)
     audio_samples: int = bounded(1, 0, 4)  # WAVs per class written at each sample_every
+    upsample: Literal["resize", "transpose"] = "resize"  # transpose: the old, checkerboarding one
     device: str = "auto"
+
+
+@dataclass(frozen=True)
+class InvertConfig:
+    """Log-mel → waveform: the mel → linear-magnitude network (stage ``train_inverter``) and
+    the Griffin-Lim that turns its magnitudes into audio (used by every stage that inverts)."""
+
+    method: Literal["network", "lstsq"] = "network"  # lstsq: the least-squares inverse mel
+    griffin_lim_iters: int = bounded(32, 1)
+    momentum: float = bounded(0.99, 0.0, 1.0, open_high=True)  # fast Griffin-Lim; 0 = plain
+    seed: int = 0
+    hidden: int = bounded(256, 1)  # channels of the network's hidden conv layers
+    kernel: int = bounded(5, 1)  # frames each conv layer sees (odd)
+    layers: int = bounded(3, 1)  # hidden conv layers
+    steps: int = bounded(400, 1)  # optimizer steps
+    batch_size: int = bounded(16, 1)  # random crops per step
+    crop: int = bounded(32, 1)  # frames per crop
+    lr: float = bounded(2e-3, 0.0, open_low=True)  # AdamW, cosine decay to 0
+    eval_clips: int = bounded(48, 1)  # held-out real clips the methods are compared on
+    device: str = "auto"
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.kernel % 2 == 0:
+            return [("kernel", f"must be odd (frames stay aligned), got {self.kernel}")]
+        return []
+
+
+@dataclass(frozen=True)
+class CASConfig:
+    """The small classifier trained on generated clips (CAS) and, for reference, on real ones."""
+
+    widths: tuple[int, ...] = bounded((16, 32, 64), 1)
+    epochs: int = bounded(8, 1)
+    batch_size: int = bounded(32, 1)
+    lr: float = bounded(2e-3, 0.0, open_low=True)
 
 
 @dataclass(frozen=True)
 class SynthesizeConfig:
     seed: int = 0
-    per_class: int = bounded(8, 1)
-    griffin_lim_iters: int = bounded(64, 1)
+    per_class: int = bounded(8, 1)  # WAVs written per class
+    n_eval: int = bounded(512, 2)  # generated spectrograms the figures are computed on
+    n_boot: int = bounded(200, 10)  # bootstrap resamples per 95 % interval
+    fd_dims: int = bounded(64, 1)  # judge-embedding PCA dimensions for the Fréchet distance
+    copy_quantile: float = bounded(0.05, 0.0, 1.0, open_low=True, open_high=True)
+    cas: CASConfig = CASConfig()
     device: str = "auto"
 
 
@@ -270,6 +321,7 @@ class Params:
     evaluate: EvaluateConfig = EvaluateConfig()
     submit: SubmitConfig = SubmitConfig()
     cgan: CGANConfig = CGANConfig()
+    invert: InvertConfig = InvertConfig()
     synthesize: SynthesizeConfig = SynthesizeConfig()
     cv: CVConfig = CVConfig()
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sonic.config import CGANConfig
-from sonic.generation.gan import Discriminator, Generator
+from sonic.generation.gan import Discriminator, Generator, UpBlock
 from sonic.generation.trainer import (
     checkpoint,
     discriminator_step,
@@ -140,3 +140,17 @@ def test_pictures_are_written(tmp_path):
     assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="3×3"):
         save_grid(specs, ("a", "b", "c"), per_class=3, path=tmp_path / "bad.png")
+
+
+@pytest.mark.parametrize("upsample, checkerboard", [("resize", False), ("transpose", True)])
+def test_resize_upsampling_leaves_no_checkerboard(upsample, checkerboard):
+    """A flat input must come out flat: resize + conv gives every output pixel the same number
+    of input taps; the stride-2, kernel-4 transposed conv alternates them (Odena et al. 2016)."""
+    torch.manual_seed(0)
+    block = UpBlock(8, 1, last=True, upsample=upsample)
+    with torch.no_grad():
+        out = block(torch.ones(1, 8, 8, 8))[0, 0, 2:-2, 2:-2]  # (12, 12) away from the borders
+    spread = (out.max() - out.min()).item()
+    assert (spread > 1e-3) == checkerboard
+    if checkerboard:  # and the pattern has period 2
+        assert torch.allclose(out[::2, ::2], out[0, 0].expand(6, 6), atol=1e-5)

@@ -4,8 +4,15 @@ import pytest
 import torch
 import torchaudio
 
-from sonic.config import FeatureConfig
-from sonic.generation.invert import mel_db_to_wave, spectral_convergence
+from sonic.config import FeatureConfig, InvertConfig
+from sonic.generation.invert import mel_db_to_wave, spectral_convergence, waveform_convergence
+from sonic.generation.inverter import (
+    compare_methods,
+    linear_targets,
+    load_inverter,
+    save_inverter,
+    train_inverter,
+)
 
 CFG = FeatureConfig(duration=1.5, n_mels=128)  # the bound below was measured at 128 mels
 # Measured on this clip with 32 iterations: 0.114 (8 iterations: 0.141; random phase with no
@@ -78,3 +85,44 @@ def test_spectral_convergence_extremes():
     ref = torch.rand(8, 9) + 0.1
     assert spectral_convergence(ref, ref) == 0.0
     assert spectral_convergence(ref, torch.zeros_like(ref)) == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------- the mel → linear-magnitude network
+def harmonic_clips(n: int, seed: int, cfg: FeatureConfig) -> np.ndarray:
+    """n clips (n, samples): decaying harmonic tones at random pitches, a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(cfg.n_samples) / cfg.sample_rate
+    return np.stack([
+        sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 6)) * np.exp(-2 * t)
+        + 0.01 * rng.standard_normal(t.size) for f0 in rng.uniform(150, 800, n)
+    ]).astype(np.float32)
+
+
+SMALL = FeatureConfig(duration=1.0, n_mels=32, n_fft=512, hop_length=256, sample_rate=16000)
+
+
+def test_trained_inverter_beats_the_least_squares_inverse_on_held_out_clips(tmp_path):
+    """Measured on these clips: lstsq 0.59, network 0.51 after 200 steps, true magnitudes
+    0.14 (all with 16 iterations of fast Griffin-Lim)."""
+    cfg = InvertConfig(steps=200, hidden=64, griffin_lim_iters=16)
+    train, held = harmonic_clips(16, 0, SMALL), harmonic_clips(8, 1, SMALL)
+    model, losses = train_inverter(train, SMALL, cfg)
+    assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:20])
+    mel, _ = linear_targets(torch.from_numpy(held), SMALL)
+    sc = {k: v.mean() for k, v in compare_methods(held, mel.numpy(), SMALL, cfg, model).items()}
+    assert sc["network_fgl"] < sc["lstsq_gl"] - 0.04
+    assert sc["oracle_fgl"] < sc["network_fgl"]
+    save_inverter(tmp_path / "inv.pt", model, cfg, SMALL)
+    again = load_inverter(tmp_path / "inv.pt")
+    assert torch.equal(again(mel), model(mel))
+    short = InvertConfig(steps=3, hidden=16)  # deterministic for a seed
+    assert torch.equal(train_inverter(train, SMALL, short)[0](mel),
+                       train_inverter(train, SMALL, short)[0](mel))
+
+
+def test_fast_griffin_lim_converges_faster_than_plain():
+    db = mel_db(clip())
+    ref = clip()[None]
+    plain = waveform_convergence(ref, mel_db_to_wave(db, CFG, 8, 0, momentum=0.0), CFG)
+    fast = waveform_convergence(ref, mel_db_to_wave(db, CFG, 8, 0, momentum=0.99), CFG)
+    assert fast[0] < plain[0]

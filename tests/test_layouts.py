@@ -10,7 +10,7 @@ import pytest
 from sonic.audio.io import read_audio
 from sonic.audio.layouts import LayoutError, discover
 from sonic.audio.manifest import read_manifest
-from sonic.config import DataConfig
+from sonic.config import ConfigError, DataConfig, parse_params
 
 
 def folder_cfg(root: Path, **kw) -> DataConfig:
@@ -195,3 +195,25 @@ def test_urbansound8k_wrong_layouts(tmp_path: Path) -> None:
     (root / "metadata" / "UrbanSound8K.csv").write_text("slice_file_name,fold\na.wav,1\n")
     with pytest.raises(LayoutError, match="missing column"):
         discover(DataConfig(layout="urbansound8k", root=str(root)))
+
+
+def test_esc10_subset_and_class_list_select_clips(tmp_path: Path, clip_writer,
+                                                   folder_set_writer) -> None:
+    root = tmp_path / "esc50"
+    meta = write_esc50(root, clip_writer)
+    clips, _ = discover(DataConfig(layout="esc50", root=str(root), subset="esc10"))
+    assert sorted(c.clip_id for c in clips) == sorted(
+        f"audio/{f}" for f in meta.loc[meta["esc10"], "filename"])
+    clips, _ = discover(DataConfig(layout="esc50", root=str(root), classes=("rain",)))
+    assert {c.label for c in clips} == {"rain"} and len(clips) == 3
+    with pytest.raises(LayoutError, match="data.classes: no clip is labelled 'cat'"):
+        discover(DataConfig(layout="esc50", root=str(root), classes=("cat",)))
+
+    folder = folder_set_writer(tmp_path / "folder")
+    clips, _ = discover(DataConfig(layout="folder", root=str(folder), classes=("low", "high")))
+    assert {c.label for c in clips} == {"low", "high"}  # the answered test clips too
+
+
+def test_subset_outside_esc50_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="data.subset: esc10 is a subset of the esc50 layout"):
+        parse_params({"data": {"layout": "folder", "subset": "esc10"}})

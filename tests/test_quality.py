@@ -3,10 +3,14 @@ import numpy as np
 import pytest
 
 from sonic.generation.quality import (
+    bootstrap,
     conditional_accuracy,
+    copy_rate,
     frechet_distance,
     frechet_floor,
+    frechet_interval,
     frechet_vs_real,
+    inception_score,
     memorisation,
 )
 
@@ -69,3 +73,40 @@ def test_memorisation_ratio_separates_copies_from_fresh_samples():
     rng = np.random.default_rng(4)
     copies = train[rng.integers(0, 200, 100)] + rng.normal(0, 1e-3, (100, 16))
     assert memorisation(copies, train)["ratio"] < 0.01
+
+
+# ------------------------------------------------------------ inception score, intervals, copies
+
+def test_inception_score_is_class_count_for_confident_balanced_and_one_for_uniform():
+    confident = np.eye(4)[np.arange(400) % 4]
+    assert inception_score(confident) == pytest.approx(4.0, rel=1e-6)
+    assert inception_score(np.full((400, 4), 0.25)) == pytest.approx(1.0)
+    collapsed = np.eye(4)[np.zeros(400, int)]  # confident but one class only
+    assert inception_score(collapsed) == pytest.approx(1.0)
+
+
+def test_bootstrap_interval_holds_the_value_and_narrows_with_more_samples():
+    rng = np.random.default_rng(0)
+    small, large = rng.normal(0, 1, 50), rng.normal(0, 1, 2000)
+    v, lo, hi = bootstrap(np.mean, (small,), 200, 0)
+    assert lo <= v <= hi and lo < 0 < hi
+    _, lo2, hi2 = bootstrap(np.mean, (large,), 200, 0)
+    assert hi2 - lo2 < (hi - lo) / 3  # ~1/sqrt(40) as wide
+    assert bootstrap(np.mean, (small,), 200, 0) == (v, lo, hi)  # deterministic for a seed
+
+
+def test_frechet_interval_real_sits_on_the_floor_shifted_does_not():
+    real, fresh = mixture(400, 1), mixture(400, 2)
+    same = frechet_interval(fresh, real, max_dim=8, n_boot=30, seed=0)
+    assert same["fd_ci"][0] <= same["floor_ci"][1] and same["floor_ci"][0] <= same["fd_ci"][1]
+    off = frechet_interval(mixture(400, 3, shift=2.0), real, max_dim=8, n_boot=30, seed=0)
+    assert off["fd_ci"][0] > 3 * off["floor_ci"][1]
+
+
+def test_copy_rate_flags_copies_and_not_fresh_samples():
+    train, held = mixture(300, 1), mixture(200, 2)
+    fresh = copy_rate(mixture(200, 3), train, held, quantile=0.05)
+    assert fresh["rate"] < 0.15 and 0.7 < fresh["ratio"] < 1.4
+    assert copy_rate(held, train, held, 0.05)["rate"] == pytest.approx(0.05, abs=0.01)
+    copies = copy_rate(train[:100] + 1e-3, train, held, quantile=0.05)
+    assert copies["rate"] == 1.0 and copies["ratio"] < 0.01

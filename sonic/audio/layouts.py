@@ -99,12 +99,26 @@ def discover(cfg: DataConfig, manifest: Mapping[str, Entry] | None = None
                           "it at the folder that holds the data set")
     files = _Files(root, manifest)
     if cfg.layout == "esc50":
-        clips, bad = _discover_esc50(root, files)
+        clips, bad = _discover_esc50(root, files, esc10=cfg.subset == "esc10")
     elif cfg.layout == "urbansound8k":
         clips, bad = _discover_urbansound8k(root, files)
     else:
         clips, bad = _discover_folder(root, cfg, files)
+    if cfg.classes is not None:
+        clips = _keep_classes(clips, cfg.classes)
     return (clips, bad) if manifest is None else _check(root, clips, bad, manifest)
+
+
+def _keep_classes(clips: list[Clip], classes: tuple[str, ...]) -> list[Clip]:
+    """The clips labelled with one of ``classes`` (``data.classes``), plus unanswered test clips
+    (their label is unknown); a listed class with no clip is an error that names it."""
+    found = {c.label for c in clips}
+    missing = [c for c in classes if c not in found]
+    if missing:
+        raise LayoutError(f"data.classes: no clip is labelled {missing[0]!r} (labels found: "
+                          f"{', '.join(sorted(str(x) for x in found if x is not None))})")
+    wanted = set(classes)
+    return [c for c in clips if c.label in wanted or c.label is None]
 
 
 def _check(root: Path, clips: list[Clip], bad: list[BadFile], manifest: Mapping[str, Entry]
@@ -174,7 +188,8 @@ def _discover_test(root: Path, cfg: DataConfig, files: _Files) -> list[Clip]:
 ESC50_COLUMNS = ("filename", "fold", "target", "category", "src_file")
 
 
-def _discover_esc50(root: Path, files: _Files) -> tuple[list[Clip], list[BadFile]]:
+def _discover_esc50(root: Path, files: _Files, esc10: bool = False
+                    ) -> tuple[list[Clip], list[BadFile]]:
     meta = root / "meta" / "esc50.csv"
     if not meta.is_file():
         raise LayoutError(f"expected the ESC-50 index at {meta} (columns filename, fold, target, "
@@ -183,6 +198,10 @@ def _discover_esc50(root: Path, files: _Files) -> tuple[list[Clip], list[BadFile
     missing = [c for c in ESC50_COLUMNS if c not in table.columns]
     if missing:
         raise LayoutError(f"{meta}: missing column(s) {', '.join(missing)}")
+    if esc10:  # data.subset: esc10, the ten-class subset the index marks
+        if "esc10" not in table.columns:
+            raise LayoutError(f"{meta}: data.subset esc10 needs the esc10 column")
+        table = table[table["esc10"].astype(str).str.lower() == "true"]
     clips, bad = [], []
     for row in table.itertuples(index=False):
         path = root / "audio" / row.filename

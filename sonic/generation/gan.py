@@ -20,11 +20,23 @@ N_UP = 4  # upsampling / downsampling blocks; the first generator grid is 1/16 o
 
 
 class UpBlock(nn.Module):
-    """ConvTranspose2d that doubles height and width, then BN + ReLU (skipped on the last block)."""
+    """Doubles height and width, then BN + ReLU (skipped on the last block).
 
-    def __init__(self, c_in: int, c_out: int, last: bool = False):
+    ``upsample="resize"`` (the default): nearest-neighbour ×2, then a 3×3 conv. Every output
+    pixel sees the same number of input pixels, so no checkerboard can form (Odena et al.,
+    2016, "Deconvolution and Checkerboard Artifacts"). ``"transpose"``: the DCGAN
+    ``ConvTranspose2d(k=4, s=2)``, whose uneven overlap printed a 2-pixel checkerboard on the
+    demo's grids; kept to reproduce the before/after comparison.
+    """
+
+    def __init__(self, c_in: int, c_out: int, last: bool = False, upsample: str = "resize"):
         super().__init__()
-        self.conv = nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=last)
+        if upsample == "resize":
+            self.conv = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                      nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=last))
+        else:
+            self.conv = nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1,
+                                           bias=last)
         self.post = nn.Identity() if last else nn.Sequential(nn.BatchNorm2d(c_out), nn.ReLU(True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -37,8 +49,8 @@ class Generator(nn.Module):
     Parameters
     ----------
     cfg : CGANConfig
-        Uses ``z_dim``, ``embed_dim`` and ``g_width`` (channels of the first block, halved by
-        each following block).
+        Uses ``z_dim``, ``embed_dim``, ``g_width`` (channels of the first block, halved by
+        each following block) and ``upsample`` (see :class:`UpBlock`).
     n_classes, n_mels, n_frames : int
         Number of classes and the output size (mel bins, frames).
     lo, hi : float
@@ -58,7 +70,8 @@ class Generator(nn.Module):
         self.fc_post = nn.Sequential(nn.BatchNorm2d(cfg.g_width), nn.ReLU(True))
         widths = [max(cfg.g_width // 2**i, 1) for i in range(N_UP)] + [1]
         self.blocks = nn.Sequential(*[
-            UpBlock(widths[i], widths[i + 1], last=i == N_UP - 1) for i in range(N_UP)
+            UpBlock(widths[i], widths[i + 1], last=i == N_UP - 1, upsample=cfg.upsample)
+            for i in range(N_UP)
         ])
         # Buffers, not attributes, so a checkpoint's state dict carries the output range.
         self.register_buffer("lo", torch.tensor(float(lo)))

@@ -1,43 +1,65 @@
 """``synthesize``: sample the trained generator per class, turn the spectrograms into WAVs, and
-judge both with the trained CNN — honest figures beside their real-data ceilings."""
+score them as WaveGAN/SpecGAN and CAS do — each figure beside its real-data value, each with a
+bootstrap 95 % interval."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from sonic.config import FeatureConfig
+from sonic.config import FeatureConfig, InvertConfig, SynthesizeConfig
 from sonic.features.mel import prepare_waveform, waves_to_mels
+from sonic.generation.cas import train_and_test
 from sonic.generation.gan import Generator
 from sonic.generation.invert import mel_db_to_wave
-from sonic.generation.quality import conditional_accuracy, frechet_vs_real, memorisation
+from sonic.generation.quality import bootstrap, copy_rate, frechet_interval, inception_score
 from sonic.generation.trainer import fixed_grid, generate
 from sonic.training.checkpoint import Classifier
 
 
 @dataclass
 class Samples:
-    db: np.ndarray  # (N, n_mels, T) generated log-mels in dB
-    labels: np.ndarray  # (N,) intended class indices, per_class of each in class order
+    db: np.ndarray  # (N, n_mels, T) generated log-mels in dB, peak-relative like the features
+    labels: np.ndarray  # (N,) intended class indices
+
+
+def on_feature_scale(x: np.ndarray, mean: float, std: float, top_db: float) -> np.ndarray:
+    """Normalised generator output (N, M, T) → dB on the features' reference: each clip's peak
+    at 0 dB, floored ``top_db`` below it, exactly as ``extract_mels`` leaves a real clip."""
+    db = x * std + mean
+    db = db - db.max(axis=(1, 2), keepdims=True)
+    return np.clip(db, -top_db, 0.0).astype(np.float32)
 
 
 def sample_per_class(G: Generator, n_classes: int, per_class: int, z_dim: int, seed: int,
                      mean: float, std: float, top_db: float) -> Samples:
-    """``per_class`` spectrograms of every class, mapped back from the classifiers' normalised
-    scale to dB (clamped to the feature range [-top_db, 0])."""
+    """``per_class`` spectrograms of every class (class by class), in peak-relative dB."""
     z, labels = fixed_grid(n_classes, per_class, z_dim, seed)
     x = generate(G, z, labels)[:, 0].numpy()  # (N, n_mels, T) normalised
-    db = np.clip(x * std + mean, -top_db, 0.0).astype(np.float32)
-    return Samples(db, labels.numpy())
+    return Samples(on_feature_scale(x, mean, std, top_db), labels.numpy())
 
 
-def invert_all(db: np.ndarray, features: FeatureConfig, n_iter: int, seed: int,
-               device: torch.device, batch_size: int = 16) -> np.ndarray:
-    """(N, n_mels, T) dB → (N, samples) peak-normalised waveforms at the feature sample rate."""
-    waves = [mel_db_to_wave(torch.from_numpy(db[i:i + batch_size]), features, n_iter, seed + i,
-                            device).cpu().numpy()
-             for i in range(0, len(db), batch_size)]
+def sample_like(G: Generator, labels: np.ndarray, seed: int, mean: float, std: float,
+                top_db: float) -> Samples:
+    """One generated spectrogram per entry of ``labels`` (N,): a generated twin of a labelled
+    set, with its size and class balance (the CAS training set)."""
+    z = torch.randn(len(labels), G.z_dim, generator=torch.Generator().manual_seed(seed))
+    x = generate(G, z, torch.as_tensor(labels, dtype=torch.long))[:, 0].numpy()
+    return Samples(on_feature_scale(x, mean, std, top_db), np.asarray(labels))
+
+
+def invert_all(db: np.ndarray, features: FeatureConfig, cfg: InvertConfig, seed: int,
+               device: torch.device, inverter: torch.nn.Module | None = None,
+               batch_size: int = 16) -> np.ndarray:
+    """(N, n_mels, T) dB → (N, samples) peak-normalised waveforms at the feature sample rate,
+    through ``inverter`` when given (else the least-squares inverse filterbank), then
+    ``cfg.griffin_lim_iters`` of Griffin-Lim with ``cfg.momentum``."""
+    waves = [mel_db_to_wave(torch.from_numpy(db[i:i + batch_size]), features,
+                            cfg.griffin_lim_iters, seed + i, device, cfg.momentum,
+                            inverter).cpu().numpy()
+             for i in tqdm(range(0, len(db), batch_size), desc="invert", leave=False)]
     return np.concatenate(waves).astype(np.float32)
 
 
@@ -47,32 +69,98 @@ def roundtrip_mels(waves: np.ndarray, features: FeatureConfig) -> np.ndarray:
     return waves_to_mels(prepared, features)
 
 
-def quality_report(judge: Classifier, samples: Samples, roundtrip_db: np.ndarray,
-                   train_db: np.ndarray, val_db: np.ndarray, val_labels: np.ndarray,
-                   seed: int) -> dict:
-    """All synthesis figures, each beside the real-data value it should be read against.
+@dataclass
+class RealSets:
+    """The real clips the figures are read against, in dB (N, M, T) with class indices (N,)."""
 
-    ``judge`` is the trained CNN; its classes define the label indices.
+    train_db: np.ndarray  # the clips the judge and the GAN trained on
+    train_y: np.ndarray
+    held_db: np.ndarray  # labelled clips neither trained on (val and test roles)
+    held_y: np.ndarray
+
+
+def _figure(stat, arrays: tuple[np.ndarray, ...], n_boot: int, seed: int) -> dict:
+    value, low, high = bootstrap(stat, arrays, n_boot, seed)
+    return {"value": value, "ci": [low, high]}
+
+
+def _acc(pred: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> dict:
+    """Accuracy of predictions (N,) against labels (N,) with its 95 % interval."""
+    hit = (np.asarray(pred) == np.asarray(y)).astype(np.float64)
+    return _figure(np.mean, (hit,), n_boot, seed)
+
+
+def quality_report(judge: Classifier, samples: Samples, roundtrip_db: np.ndarray,
+                   real: RealSets, cfg: SynthesizeConfig, device: torch.device | str = "cpu",
+                   baseline_roundtrip: tuple[np.ndarray, np.ndarray] | None = None,
+                   cas_samples: Samples | None = None) -> dict:
+    """All synthesis figures, each beside the real-data value it is read against, each with a
+    bootstrap 95 % interval (``{"value", "ci"}``).
+
+    ``judge`` is the trained CNN; its classes define the label indices. ``roundtrip_db``
+    (N, M, T) are the generated spectrograms after WAV and back; ``baseline_roundtrip``, if
+    measured, is (K, M, T) of them after the old inversion (least squares + plain Griffin-Lim)
+    with their intended labels (K,). ``cas_samples`` train the CAS classifier (default
+    ``samples``); give it the real training set's size and class balance (:func:`sample_like`)
+    so that ``cas`` and ``cas_real`` differ only in where the training spectrograms came from.
     """
-    classes = judge.classes
-    gen = judge.predict(samples.db)
-    train_emb = judge.predict(train_db)["embedding"]
-    cond = conditional_accuracy(gen["probs"].argmax(1), samples.labels, classes)
-    trip = conditional_accuracy(judge.predict(roundtrip_db)["probs"].argmax(1), samples.labels,
-                                classes)
-    ceiling = conditional_accuracy(judge.predict(val_db)["probs"].argmax(1), val_labels, classes)
-    fd = frechet_vs_real(gen["embedding"], train_emb, seed=seed)
-    return {
-        "conditional_accuracy": cond["accuracy"],
-        "judge_val_accuracy": ceiling["accuracy"],  # the ceiling: the judge on real clips
-        "roundtrip_accuracy": trip["accuracy"],
-        "frechet_distance": fd["fd"],
-        "frechet_floor": fd["floor"],
-        "frechet_ratio": fd["ratio"],
-        "frechet_n": fd["n"],
-        "memorisation": memorisation(gen["embedding"], train_emb),
-        "n_generated": int(len(samples.labels)),
-        "per_class": {c: {"conditional_accuracy": cond["per_class"][c],
-                          "roundtrip_accuracy": trip["per_class"][c],
-                          "judge_val_accuracy": ceiling["per_class"][c]} for c in classes},
+    classes, n_boot, seed = judge.classes, cfg.n_boot, cfg.seed
+    gen, held = judge.predict(samples.db), judge.predict(real.held_db)
+    train_emb = judge.predict(real.train_db)["embedding"]
+    trip_pred = judge.predict(roundtrip_db)["probs"].argmax(1)
+    report = {
+        "inception_score": _figure(inception_score, (gen["probs"],), n_boot, seed),
+        "inception_score_real": _figure(inception_score, (held["probs"],), n_boot, seed),
+        "judge_accuracy": _acc(gen["probs"].argmax(1), samples.labels, n_boot, seed),
+        "judge_accuracy_real": _acc(held["probs"].argmax(1), real.held_y, n_boot, seed),
+        "roundtrip_accuracy": _acc(trip_pred, samples.labels, n_boot, seed),
     }
+    if baseline_roundtrip is not None:
+        base_db, base_y = baseline_roundtrip
+        base = judge.predict(base_db)["probs"].argmax(1)
+        report["roundtrip_accuracy_baseline"] = _acc(base, base_y, n_boot, seed) | {
+            "n": int(len(base_y))}
+    n_classes = len(classes)
+    mean, std = judge.mean, judge.std
+    cas_samples = cas_samples if cas_samples is not None else samples
+    cas = train_and_test(cas_samples.db, cas_samples.labels, real.held_db, n_classes, cfg.cas,
+                         mean, std, seed, device, "cas generated")
+    cas_real = train_and_test(real.train_db, real.train_y, real.held_db, n_classes, cfg.cas,
+                              mean, std, seed, device, "cas real")
+    report["cas"] = _acc(cas, real.held_y, n_boot, seed)
+    report["cas_real"] = _acc(cas_real, real.held_y, n_boot, seed)
+    fd = frechet_interval(gen["embedding"], held["embedding"], cfg.fd_dims, n_boot, seed)
+    report["frechet"] = {"value": fd["fd"], "ci": fd["fd_ci"], "n": fd["n"]}
+    report["frechet_floor"] = {"value": fd["floor"], "ci": fd["floor_ci"], "n": fd["n"]}
+    copies = copy_rate(gen["embedding"], train_emb, held["embedding"], cfg.copy_quantile)
+    below = (copies["gen_to_train"] < copies["threshold"]).astype(np.float64)
+    report["copy_rate"] = _figure(np.mean, (below,), n_boot, seed) | {
+        "expected": copies["expected"], "nn_ratio": copies["ratio"]}
+    report["n_generated"] = int(len(samples.labels))
+    report["n_cas_generated"] = int(len(cas_samples.labels))
+    report["n_held_out"] = int(len(real.held_y))
+    report["per_class"] = per_class_accuracy(classes, {
+        "judge_accuracy": (gen["probs"].argmax(1), samples.labels),
+        "roundtrip_accuracy": (trip_pred, samples.labels),
+        "judge_accuracy_real": (held["probs"].argmax(1), real.held_y),
+        "cas": (cas, real.held_y), "cas_real": (cas_real, real.held_y)})
+    return report
+
+
+def per_class_accuracy(classes: list[str], figures: dict[str, tuple[np.ndarray, np.ndarray]]
+                       ) -> dict[str, dict[str, float | None]]:
+    """class → figure → accuracy over the samples of that class (None when it has none), from
+    figure → (predictions (N,), labels (N,))."""
+    out: dict[str, dict[str, float | None]] = {name: {} for name in classes}
+    for key, (pred, y) in figures.items():
+        for c, name in enumerate(classes):
+            mask = y == c
+            out[name][key] = float((pred[mask] == c).mean()) if mask.any() else None
+    return out
+
+
+def headline(report: dict) -> dict:
+    """The few figures ``dvc exp show`` lists (values only; intervals stay in report.json)."""
+    keys = ("inception_score", "inception_score_real", "judge_accuracy", "roundtrip_accuracy",
+            "cas", "cas_real", "frechet", "frechet_floor", "copy_rate")
+    return {k: report[k]["value"] for k in keys}
