@@ -91,11 +91,12 @@ def main() -> None:
     twins = sample_like(G, real.train_y, cfg.seed + 1, ckpt["mean"], ckpt["std"], features.top_db)
     report = quality_report(judge, samples, roundtrip_mels(waves, features), real, cfg, device,
                             baseline_roundtrip=(baseline, samples.labels[few]), cas_samples=twins)
-    live.summary = rounded(headline(report))
+    figures = headline(report)
+    live.summary = rounded(figures)
     live.end()
     write_details(args.live / "report.json", report)
     print(f"synthesize: {len(waves)} generated ({cfg.per_class} per class written to "
-          f"{args.out}); " + ", ".join(f"{k} {v:.3f}" for k, v in headline(report).items()))
+          f"{args.out}); " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from sonic.features.mel import prepare_waveform, waves_to_mels
 from sonic.generation.cas import train_and_test
 from sonic.generation.gan import Generator
 from sonic.generation.invert import mel_db_to_wave
-from sonic.generation.quality import bootstrap, copy_rate, frechet_interval, inception_score
+from sonic.generation.quality import (bootstrap, conditional_accuracy, copy_rate, frechet_interval,
+                                     inception_score)
 from sonic.generation.trainer import fixed_grid, generate
 from sonic.training.checkpoint import Classifier
 
@@ -151,12 +152,9 @@ def per_class_accuracy(classes: list[str], figures: dict[str, tuple[np.ndarray, 
                        ) -> dict[str, dict[str, float | None]]:
     """class → figure → accuracy over the samples of that class (None when it has none), from
     figure → (predictions (N,), labels (N,))."""
-    out: dict[str, dict[str, float | None]] = {name: {} for name in classes}
-    for key, (pred, y) in figures.items():
-        for c, name in enumerate(classes):
-            mask = y == c
-            out[name][key] = float((pred[mask] == c).mean()) if mask.any() else None
-    return out
+    per_figure = {key: conditional_accuracy(pred, y, classes)["per_class"]
+                  for key, (pred, y) in figures.items()}
+    return {name: {key: acc[name] for key, acc in per_figure.items()} for name in classes}
 
 
 def headline(report: dict) -> dict:
