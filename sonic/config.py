@@ -253,6 +253,10 @@ class CGANConfig:
     sample_every: int = bounded(20, 1)
     audio_samples: int = bounded(1, 0, 4)  # WAVs per class written at each sample_every
     upsample: Literal["resize", "transpose"] = "resize"  # transpose: the old, checkerboarding one
+    cond_bn: bool = True  # per-class batch-norm scale/shift in G (False: label at the input only)
+    aux_weight: float = bounded(1.0, 0.0)  # AC-GAN class loss on D (real clips) and G (fakes)
+    ema: float = bounded(0.999, 0.0, 1.0, open_high=True)  # averaged G, sampled from; 0 = off
+    standing_batches: int = bounded(100, 0)  # batches re-estimating the sampler's BN statistics
     device: str = "auto"
 
 
@@ -289,6 +293,7 @@ class CASConfig:
     epochs: int = bounded(8, 1)
     batch_size: int = bounded(32, 1)
     lr: float = bounded(2e-3, 0.0, open_low=True)
+    runs: int = bounded(3, 1)  # classifiers per source (seeds; fresh generated twins each)
 
 
 @dataclass(frozen=True)

@@ -87,8 +87,10 @@ def main() -> None:
     baseline = roundtrip_mels(invert_all(samples.db[few], features, old, cfg.seed, device),
                               features)
     real = real_sets(args.features, args.split, classes)
-    # CAS trains on as many generated spectrograms as there are real training clips, per class
-    twins = sample_like(G, real.train_y, cfg.seed + 1, ckpt["mean"], ckpt["std"], features.top_db)
+    # CAS trains on as many generated spectrograms as there are real training clips, per class;
+    # each run on its own draw
+    twins = [sample_like(G, real.train_y, cfg.seed + 1 + r, ckpt["mean"], ckpt["std"],
+                         features.top_db) for r in range(cfg.cas.runs)]
     report = quality_report(judge, samples, roundtrip_mels(waves, features), real, cfg, device,
                             baseline_roundtrip=(baseline, samples.labels[few]), cas_samples=twins)
     figures = headline(report)

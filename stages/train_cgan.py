@@ -16,7 +16,8 @@ import sonic
 from sonic.config import load_params
 from sonic.generation.invert import mel_db_to_wave
 from sonic.generation.plots import save_grid
-from sonic.generation.trainer import checkpoint, fixed_grid, generate, make_state, train_cgan
+from sonic.generation.trainer import (checkpoint, fixed_grid, generate, make_state,
+                                      sampling_generator, train_cgan)
 from sonic.runtime import atomic_path, pick_device, seed_everything
 from sonic.training.data import load_classifier_data
 from sonic.training.report import open_live, rounded, write_details
@@ -57,13 +58,15 @@ def main() -> None:
 
     def on_epoch(epoch: int, state, record: dict) -> None:
         live.step = epoch
-        for name in ("d_loss", "g_loss", "d_real", "d_fake", "mode_seeking"):
-            live.log_metric(f"cgan/{name}", record[name])
+        for name in ("d_loss", "g_loss", "d_real", "d_fake", "mode_seeking", "d_aux", "g_aux"):
+            if name in record:
+                live.log_metric(f"cgan/{name}", record[name])
         live.make_summary()
         if epoch % cfg.sample_every and epoch != cfg.epochs:
             return
         if not record.get("restored"):
-            grids[epoch] = generate(state.G, z, labels)[:, 0] * data.std + data.mean
+            x = generate(sampling_generator(state, cfg), z, labels)[:, 0]
+            grids[epoch] = x * data.std + data.mean
         db = grids[epoch].numpy()
         with tempfile.TemporaryDirectory() as tmp:
             picture = Path(tmp) / f"epoch_{epoch:03d}.png"
@@ -81,8 +84,9 @@ def main() -> None:
     t0 = time.perf_counter()
     history = train_cgan(state, data.train, None, cfg, on_epoch, resume=resume, keep=grids)
     with atomic_path(args.checkpoint) as tmp:
-        torch.save(checkpoint(state, cfg) | {"classes": data.classes, "mean": data.mean,
-                                             "std": data.std}, tmp)
+        torch.save(checkpoint(state, cfg) | {
+            "G_sample": sampling_generator(state, cfg).state_dict(),
+            "classes": data.classes, "mean": data.mean, "std": data.std}, tmp)
     last = history[-1]
     live.summary = rounded({"cgan": {"d_loss": last["d_loss"], "g_loss": last["g_loss"]}})
     live.end()

@@ -16,6 +16,7 @@ from sonic.generation.trainer import (
     make_state,
     mode_seeking_penalty,
     sample_inputs,
+    sampling_generator,
     train_cgan,
     train_step,
 )
@@ -84,7 +85,7 @@ def test_train_step_returns_named_finite_losses(loss):
     cfg = CGANConfig(**{**TINY.__dict__, "loss": loss})
     state = make_state(cfg, n_classes=2, n_mels=16, n_frames=20, lo=LO, hi=HI)
     out = train_step(state, torch.zeros(4, 1, 16, 20), torch.tensor([0, 1, 0, 1]), cfg)
-    assert set(out) == {"d_loss", "g_loss", "d_real", "d_fake", "mode_seeking"}
+    assert set(out) == {"d_loss", "g_loss", "d_real", "d_fake", "mode_seeking", "d_aux", "g_aux"}
     assert all(isinstance(v, float) and math.isfinite(v) for v in out.values())
     assert state.step == 1
 
@@ -126,7 +127,7 @@ def test_fixed_grid_and_checkpoint_round_trip():
     state = make_state(TINY, n_classes=3, n_mels=16, n_frames=20, lo=LO, hi=HI)
     train_step(state, torch.zeros(4, 1, 16, 20), torch.tensor([0, 1, 2, 0]), TINY)
     G = load_generator(checkpoint(state, TINY))
-    assert torch.equal(generate(G, z, y), generate(state.G, z, y))
+    assert torch.equal(generate(G, z, y), generate(state.sampler, z, y))  # the average
     assert state.G.training  # generate() restores the mode it found
 
 
@@ -149,8 +150,108 @@ def test_resize_upsampling_leaves_no_checkerboard(upsample, checkerboard):
     torch.manual_seed(0)
     block = UpBlock(8, 1, last=True, upsample=upsample)
     with torch.no_grad():
-        out = block(torch.ones(1, 8, 8, 8))[0, 0, 2:-2, 2:-2]  # (12, 12) away from the borders
+        out = block(torch.ones(1, 8, 8, 8), torch.zeros(1, dtype=torch.long))
+    out = out[0, 0, 2:-2, 2:-2]  # (12, 12) away from the borders
     spread = (out.max() - out.min()).item()
     assert (spread > 1e-3) == checkerboard
     if checkerboard:  # and the pattern has period 2
         assert torch.allclose(out[::2, ::2], out[0, 0].expand(6, 6), atol=1e-5)
+
+
+def test_class_batch_norm_carries_the_label_into_the_hidden_layers():
+    """With ``cond_bn`` a class's own scale in a hidden block changes that class's samples
+    only; without it the label has no way in below the first layer."""
+    torch.manual_seed(0)
+    g = Generator(TINY, n_classes=3, n_mels=16, n_frames=20, lo=LO, hi=HI).eval()
+    z, y = torch.randn(6, TINY.z_dim), torch.tensor([0, 1, 2, 0, 1, 2])
+    before = g(z, y)
+    with torch.no_grad():
+        g.blocks[1].norm.gain.weight[1] *= 3.0
+    after = g(z, y)
+    moved = (after - before).abs().flatten(1).amax(1)
+    assert (moved[y == 1] > 1e-3).all() and (moved[y != 1] == 0).all()
+
+    plain = Generator(CGANConfig(**{**TINY.__dict__, "cond_bn": False}), 3, 16, 20, LO, HI)
+    assert not any("gain" in k or "bias.weight" in k for k in plain.state_dict())
+
+
+def test_the_class_head_learns_real_labels_from_the_sound_not_the_label_plane():
+    """AC-GAN: D's class head, trained on real clips only, separates two classes that differ
+    in loudness; its answer cannot depend on a claimed label (there is none to give it)."""
+    cfg = CGANConfig(**{**TINY.__dict__, "aux_weight": 1.0})
+    state = make_state(cfg, n_classes=2, n_mels=16, n_frames=20, lo=LO, hi=HI)
+    gen = torch.Generator().manual_seed(0)
+    y = torch.arange(16) % 2
+    real = (y.float() * 2 - 1)[:, None, None, None] + 0.3 * torch.randn(16, 1, 16, 20,
+                                                                       generator=gen)
+    for _ in range(30):
+        z, fy = sample_inputs(state, 16, cfg.z_dim)
+        losses = discriminator_step(state, real, y, state.G(z, fy), fy, cfg)
+    assert losses["d_aux"] < 0.1
+    with torch.no_grad():
+        assert (state.D.class_logits(real).argmax(1) == y).all()
+    out = train_step(state, real[:4], y[:4], cfg)
+    assert {"d_aux", "g_aux"} <= set(out) and math.isfinite(out["g_aux"])
+    plain = CGANConfig(**{**TINY.__dict__, "aux_weight": 0.0})
+    with pytest.raises(ValueError, match="aux_weight"):
+        make_state(plain, 2, 16, 20, LO, HI).D.class_logits(real)
+    assert set(train_step(make_state(plain, 2, 16, 20, LO, HI), real[:4], y[:4], plain)) == {
+        "d_loss", "g_loss", "d_real", "d_fake", "mode_seeking"}
+
+
+def test_the_averaged_generator_follows_g_with_a_warm_up():
+    """w_ema ← d·w_ema + (1 − d)·w, d = min(ema, (1 + step)/(10 + step)); BN statistics copied;
+    checkpoints sample from the average; ``ema: 0`` samples from G itself."""
+    cfg = CGANConfig(**{**TINY.__dict__, "ema": 0.9})
+    state = make_state(cfg, n_classes=2, n_mels=16, n_frames=20, lo=LO, hi=HI)
+    assert state.sampler is state.G_ema and all(not p.requires_grad
+                                                for p in state.G_ema.parameters())
+    w_avg = {k: v.clone() for k, v in state.G_ema.state_dict().items()}
+    train_step(state, torch.zeros(4, 1, 16, 20), torch.tensor([0, 1, 0, 1]), cfg)
+    d = min(0.9, 1 / 10)  # step 0 at the time of the update
+    w, avg = state.G.state_dict(), state.G_ema.state_dict()
+    for k, v in avg.items():
+        if k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            assert torch.equal(v, w[k])
+        elif v.is_floating_point():
+            torch.testing.assert_close(v, d * w_avg[k] + (1 - d) * w[k])
+    assert not torch.equal(avg["fc.weight"], w["fc.weight"])
+
+    z, y = fixed_grid(2, 2, TINY.z_dim, seed=0)
+    assert torch.equal(generate(load_generator(checkpoint(state, cfg)), z, y),
+                       generate(state.G_ema, z, y))
+    plain = make_state(CGANConfig(**{**TINY.__dict__, "ema": 0.0}), 2, 16, 20, LO, HI)
+    assert plain.G_ema is None and plain.sampler is plain.G
+    assert checkpoint(plain, TINY)["G_ema"] is None
+
+
+def test_standing_statistics_are_the_samplers_own_and_leave_the_state_alone():
+    """The sampling copy's BN statistics are averages over its own samples' batches (so they
+    differ from the inherited ones), deterministic, and computing them changes nothing in the
+    state; with 0 batches the copy keeps the inherited statistics."""
+    cfg = CGANConfig(**{**TINY.__dict__, "standing_batches": 20})
+    state = make_state(cfg, n_classes=2, n_mels=16, n_frames=20, lo=LO, hi=HI)
+    for _ in range(3):
+        train_step(state, torch.zeros(4, 1, 16, 20), torch.tensor([0, 1, 0, 1]), cfg)
+    before = {k: v.clone() for k, v in state.G_ema.state_dict().items()}
+    a, b = sampling_generator(state, cfg), sampling_generator(state, cfg)
+    assert all(torch.equal(v, state.G_ema.state_dict()[k]) for k, v in before.items())
+    assert not a.training and a.fc_norm.bn.momentum == state.G_ema.fc_norm.bn.momentum
+    assert torch.equal(a.fc_norm.bn.running_mean, b.fc_norm.bn.running_mean)
+    assert not torch.allclose(a.fc_norm.bn.running_mean, before["fc_norm.bn.running_mean"])
+
+    # the standing mean is the average of the per-batch means the sampler's own batches give
+    with torch.no_grad():
+        copy_ = load_generator(checkpoint(state, cfg) | {"G_sample": a.state_dict()})
+        assert torch.equal(copy_.fc_norm.bn.running_mean, a.fc_norm.bn.running_mean)
+        rng, means = torch.Generator().manual_seed(cfg.seed), []
+        G = state.G_ema
+        for i in range(cfg.standing_batches):
+            z = torch.randn(cfg.batch_size, cfg.z_dim, generator=rng)
+            y = (torch.arange(cfg.batch_size) + i * cfg.batch_size) % 2
+            h = G.fc(torch.cat([z, G.embed(y)], 1)).view(-1, G.width, G.h0, G.w0)
+            means.append(h.mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(a.fc_norm.bn.running_mean, torch.stack(means).mean(0))
+
+    off = sampling_generator(state, CGANConfig(**{**cfg.__dict__, "standing_batches": 0}))
+    assert torch.equal(off.fc_norm.bn.running_mean, before["fc_norm.bn.running_mean"])

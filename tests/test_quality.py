@@ -4,6 +4,7 @@ import pytest
 
 from sonic.generation.quality import (
     bootstrap,
+    bootstrap_runs,
     conditional_accuracy,
     copy_rate,
     frechet_distance,
@@ -93,6 +94,21 @@ def test_bootstrap_interval_holds_the_value_and_narrows_with_more_samples():
     _, lo2, hi2 = bootstrap(np.mean, (large,), 200, 0)
     assert hi2 - lo2 < (hi - lo) / 3  # ~1/sqrt(40) as wide
     assert bootstrap(np.mean, (small,), 200, 0) == (v, lo, hi)  # deterministic for a seed
+
+
+def test_the_runs_bootstrap_carries_the_spread_between_training_runs():
+    """Three runs scored on the same 400 clips: agreeing runs give the clip-only interval's
+    width; runs 0.60 / 0.75 / 0.90 apart give a far wider one, which holds each run's mean."""
+    rng = np.random.default_rng(0)
+    agree = np.tile(rng.random(400) < 0.75, (3, 1))
+    v, lo, hi = bootstrap_runs(agree, 300, 0)
+    _, clo, chi = bootstrap(np.mean, (agree[0].astype(float),), 300, 0)
+    assert v == agree.mean() and abs((hi - lo) - (chi - clo)) < 0.02
+    apart = np.stack([rng.random(400) < p for p in (0.60, 0.75, 0.90)])
+    v2, lo2, hi2 = bootstrap_runs(apart, 300, 0)
+    assert hi2 - lo2 > 2 * (hi - lo) and lo2 < apart[1].mean() < hi2
+    one = bootstrap_runs(agree[:1], 300, 0)
+    assert one[0] == agree[0].mean() and one[1] < one[0] < one[2]
 
 
 def test_frechet_interval_real_sits_on_the_floor_shifted_does_not():

@@ -156,7 +156,8 @@ GAN_RUN = textwrap.dedent("""
 
     resume, out, kill_at = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     marker = resume.with_suffix(".killed")
-    cfg = CGANConfig(z_dim=8, embed_dim=4, g_width=16, d_width=4, epochs=4, batch_size=4)
+    cfg = CGANConfig(z_dim=8, embed_dim=4, g_width=16, d_width=4, epochs=4, batch_size=4,
+                     aux_weight=0.5)
     gen = torch.Generator().manual_seed(1)
     data, labels = torch.rand(12, 1, 16, 20, generator=gen) * 4 - 2, torch.arange(12) % 2
     state = make_state(cfg, 2, 16, 20, -2.0, 2.0)
@@ -171,7 +172,8 @@ GAN_RUN = textwrap.dedent("""
 
     history = train_cgan(state, data.numpy(), labels.numpy(), cfg, on_epoch,
                          resume=ResumeFile(resume, "key"), keep=kept)
-    torch.save({{"history": history, "G": state.G.state_dict(), "kept": kept}}, out)
+    torch.save({{"history": history, "G": state.G.state_dict(), "G_ema": state.G_ema.state_dict(),
+                "kept": kept}}, out)
 """)
 
 
@@ -191,7 +193,7 @@ def test_the_gan_killed_after_an_epoch_resumes_to_the_uninterrupted_result(tmp_p
     assert "resuming after epoch 2" in again.stdout + again.stderr
     a, b = (torch.load(tmp_path / f"{t}.pt", weights_only=True) for t in "ab")
     assert a["history"] == b["history"] and a["kept"] == b["kept"]
-    assert all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])
+    assert all(torch.equal(a[n][k], b[n][k]) for n in ("G", "G_ema") for k in a[n])
 
 
 # ------------------------------------------------------------------------------ DDP, torchrun

@@ -18,7 +18,7 @@ from sonic.training.loop import fit
 
 N_MELS, T = 16, 20
 CFG = SynthesizeConfig(n_boot=50, fd_dims=8, cas=CASConfig(widths=(8, 16), epochs=4,
-                                                           batch_size=16, lr=5e-3))
+                                                           batch_size=16, lr=5e-3, runs=2))
 
 
 @pytest.fixture(autouse=True)
@@ -73,6 +73,8 @@ def test_real_clips_as_generated_score_like_real(judge_and_data):
     assert lo <= r["inception_score_real"]["value"] <= hi
     assert abs(r["inception_score"]["value"] - r["inception_score_real"]["value"]) < 0.15
     assert r["cas"]["value"] >= 0.9 and r["cas_real"]["value"] >= 0.9
+    assert r["cas_runs"] == 2 and len(r["cas"]["runs"]) == 2  # one figure per classifier seed
+    assert r["cas"]["value"] == pytest.approx(np.mean(r["cas"]["runs"]))
     assert r["frechet"]["ci"][0] <= r["frechet_floor"]["ci"][1]  # intervals overlap
     assert r["copy_rate"]["value"] <= 0.2  # about copy_quantile (0.05): fresh, not copies
     assert set(headline(r)) <= set(r) and len(headline(r)) <= 10

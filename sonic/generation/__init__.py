@@ -1,8 +1,11 @@
 """Conditional generation of log-mel spectrograms, their inversion to audio, and its quality.
 
-- ``gan``: :class:`Generator` (resize + conv upsampling) and :class:`Discriminator`.
-- ``trainer``: :class:`GANState`, :func:`train_step` ((1) discriminator, (2) generator) and the
-  epoch loop :func:`train_cgan`; :func:`fixed_grid` and :func:`generate` for samples.
+- ``gan``: :class:`Generator` (resize + conv upsampling, per-class batch norm) and
+  :class:`Discriminator` (projection head, optional AC-GAN class head).
+- ``trainer``: :class:`GANState`, :func:`train_step` ((1) discriminator, (2) generator, then
+  the weights' moving average) and the epoch loop :func:`train_cgan`;
+  :func:`sampling_generator` (standing batch-norm statistics), :func:`fixed_grid` and
+  :func:`generate` for samples.
 - ``invert``: :func:`mel_db_to_wave` (linear magnitudes, then (fast) Griffin-Lim).
 - ``inverter``: :class:`MelInverter`, the small mel → linear-magnitude network, its training
   and its comparison with the least-squares inverse (stage ``train_inverter``).

@@ -1,10 +1,14 @@
 """Conditional GAN on normalised log-mel spectrograms: a DCGAN-style generator and discriminator.
 
 Both networks are conditioned on the class label. The generator concatenates a learned label
-embedding with the noise vector; the discriminator sees the label twice — as an extra input
-channel (a learned label "plane") and through a projection term on its pooled features
-(Miyato & Koyama, 2018). The projection term is what makes a small-data cGAN respect the label:
-with only the input channel, D can ignore the label and G collapses onto class-agnostic output.
+embedding with the noise vector and, with ``cgan.cond_bn``, also scales and shifts every batch
+norm per class (conditional batch norm, as in SNGAN/BigGAN), so the label reaches every layer
+instead of only the first. The discriminator sees the label twice — as an extra input channel (a
+learned label "plane") and through a projection term on its pooled features (Miyato & Koyama,
+2018). The projection term is what makes a small-data cGAN respect the label: with only the input
+channel, D can ignore the label and G collapses onto class-agnostic output. With
+``cgan.aux_weight`` > 0, D also has a class head (AC-GAN, Odena et al. 2017) trained on real clips
+only; the generator is then pushed towards spectrograms that head assigns to the asked class.
 """
 from __future__ import annotations
 
@@ -19,8 +23,28 @@ from sonic.config import CGANConfig
 N_UP = 4  # upsampling / downsampling blocks; the first generator grid is 1/16 of the output
 
 
+class ClassBatchNorm(nn.Module):
+    """Batch norm whose scale and shift are looked up per class (1 and 0 at the start), or a
+    plain affine batch norm when ``n_classes`` is 0."""
+
+    def __init__(self, channels: int, n_classes: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=n_classes == 0)
+        self.gain = self.bias = None
+        if n_classes:
+            self.gain = nn.Embedding(n_classes, channels)
+            self.bias = nn.Embedding(n_classes, channels)
+            nn.init.ones_(self.gain.weight), nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.bn(x)  # (B, C, H, W)
+        if self.gain is None:
+            return h
+        return h * self.gain(labels)[:, :, None, None] + self.bias(labels)[:, :, None, None]
+
+
 class UpBlock(nn.Module):
-    """Doubles height and width, then BN + ReLU (skipped on the last block).
+    """Doubles height and width, then (per-class) BN + ReLU (skipped on the last block).
 
     ``upsample="resize"`` (the default): nearest-neighbour ×2, then a 3×3 conv. Every output
     pixel sees the same number of input pixels, so no checkerboard can form (Odena et al.,
@@ -29,7 +53,8 @@ class UpBlock(nn.Module):
     demo's grids; kept to reproduce the before/after comparison.
     """
 
-    def __init__(self, c_in: int, c_out: int, last: bool = False, upsample: str = "resize"):
+    def __init__(self, c_in: int, c_out: int, last: bool = False, upsample: str = "resize",
+                 n_classes: int = 0):
         super().__init__()
         if upsample == "resize":
             self.conv = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
@@ -37,10 +62,11 @@ class UpBlock(nn.Module):
         else:
             self.conv = nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1,
                                            bias=last)
-        self.post = nn.Identity() if last else nn.Sequential(nn.BatchNorm2d(c_out), nn.ReLU(True))
+        self.norm = None if last else ClassBatchNorm(c_out, n_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.post(self.conv(x))  # (B, c_out, 2H, 2W)
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x)  # (B, c_out, 2H, 2W)
+        return h if self.norm is None else F.relu(self.norm(h, labels))
 
 
 class Generator(nn.Module):
@@ -50,7 +76,8 @@ class Generator(nn.Module):
     ----------
     cfg : CGANConfig
         Uses ``z_dim``, ``embed_dim``, ``g_width`` (channels of the first block, halved by
-        each following block) and ``upsample`` (see :class:`UpBlock`).
+        each following block), ``upsample`` (see :class:`UpBlock`) and ``cond_bn`` (per-class
+        batch-norm scale and shift, see :class:`ClassBatchNorm`).
     n_classes, n_mels, n_frames : int
         Number of classes and the output size (mel bins, frames).
     lo, hi : float
@@ -67,10 +94,12 @@ class Generator(nn.Module):
         self.width = cfg.g_width
         self.embed = nn.Embedding(n_classes, cfg.embed_dim)
         self.fc = nn.Linear(cfg.z_dim + cfg.embed_dim, cfg.g_width * self.h0 * self.w0)
-        self.fc_post = nn.Sequential(nn.BatchNorm2d(cfg.g_width), nn.ReLU(True))
+        cond = n_classes if cfg.cond_bn else 0
+        self.fc_norm = ClassBatchNorm(cfg.g_width, cond)
         widths = [max(cfg.g_width // 2**i, 1) for i in range(N_UP)] + [1]
-        self.blocks = nn.Sequential(*[
-            UpBlock(widths[i], widths[i + 1], last=i == N_UP - 1, upsample=cfg.upsample)
+        self.blocks = nn.ModuleList([
+            UpBlock(widths[i], widths[i + 1], last=i == N_UP - 1, upsample=cfg.upsample,
+                    n_classes=cond)
             for i in range(N_UP)
         ])
         # Buffers, not attributes, so a checkpoint's state dict carries the output range.
@@ -90,7 +119,9 @@ class Generator(nn.Module):
         """
         h = torch.cat([z, self.embed(labels)], dim=1)  # (B, z_dim + embed_dim)
         h = self.fc(h).view(-1, self.width, self.h0, self.w0)  # (B, g_width, M/16, T/16)
-        h = self.blocks(self.fc_post(h))  # (B, 1, 16*ceil(M/16), 16*ceil(T/16))
+        h = F.relu(self.fc_norm(h, labels))
+        for block in self.blocks:
+            h = block(h, labels)  # ends (B, 1, 16*ceil(M/16), 16*ceil(T/16))
         h = h[:, :, : self.n_mels, : self.n_frames]  # (B, 1, M, T): crop the round-up padding
         return self.lo + (self.hi - self.lo) * torch.sigmoid(h)
 
@@ -111,13 +142,13 @@ class DownBlock(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """A spectrogram and its (claimed) label → one real/fake logit.
+    """A spectrogram and its (claimed) label → one real/fake logit (and class logits).
 
     Parameters
     ----------
     cfg : CGANConfig
         Uses ``embed_dim``, ``d_width`` (channels of the first block, doubled by each block)
-        and ``d_norm`` (``"spectral"`` or ``"batch"``).
+        ``d_norm`` (``"spectral"`` or ``"batch"``) and ``aux_weight`` (> 0 adds the class head).
     n_classes, n_mels, n_frames : int
         Number of classes and the input size (mel bins, frames).
     """
@@ -136,6 +167,29 @@ class Discriminator(nn.Module):
         sn = nn.utils.parametrizations.spectral_norm
         self.out = sn(nn.Linear(widths[-1], 1))
         self.project = sn(nn.Embedding(n_classes, widths[-1]))  # class-specific direction in h
+        # AC-GAN head, on features of the spectrogram with a blank label plane: with the claimed
+        # label's plane it could read the answer off the plane instead of the sound.
+        self.classify = sn(nn.Linear(widths[-1], n_classes)) if cfg.aux_weight > 0 else None
+
+    def features(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Sum-pooled features (B, 8*d_width) of spectrograms (B, 1, M, T) with their labels'
+        planes, or a blank plane where ``labels`` is None."""
+        if labels is None:
+            plane = x.new_zeros(x.shape)
+        else:
+            plane = self.plane(self.embed(labels)).view(-1, 1, self.n_mels, self.n_frames)
+        h = self.blocks(torch.cat([x, plane], dim=1))  # (B, 8*d_width, M/16, T/16)
+        return h.sum(dim=(2, 3))  # sum pooling, as in SNGAN
+
+    def class_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The AC-GAN head: spectrograms (B, 1, M, T), no label → class logits (B, n_classes)."""
+        if self.classify is None:
+            raise ValueError("this discriminator has no class head (cgan.aux_weight is 0)")
+        return self.classify(self.features(x, None))
+
+    def adversarial(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Real/fake logits (B,) from :meth:`features` (B, 8*d_width)."""
+        return self.out(h).squeeze(1) + (self.project(labels) * h).sum(dim=1)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """
@@ -148,10 +202,7 @@ class Discriminator(nn.Module):
         -------
         Tensor (B,), real/fake logits (higher = more real for this label).
         """
-        plane = self.plane(self.embed(labels)).view(-1, 1, self.n_mels, self.n_frames)
-        h = self.blocks(torch.cat([x, plane], dim=1))  # (B, 8*d_width, M/16, T/16)
-        h = h.sum(dim=(2, 3))  # (B, 8*d_width): sum pooling, as in SNGAN
-        return self.out(h).squeeze(1) + (self.project(labels) * h).sum(dim=1)  # (B,)
+        return self.adversarial(self.features(x, labels), labels)
 
 
 if __name__ == "__main__":  # smoke run: shapes at the default size

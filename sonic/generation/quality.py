@@ -151,6 +151,23 @@ def bootstrap(stat: Callable[..., float], arrays: tuple[np.ndarray, ...], n_boot
     return float(stat(*arrays)), float(low), float(high)
 
 
+def bootstrap_runs(hits: np.ndarray, n_boot: int, seed: int) -> tuple[float, float, float]:
+    """``(value, low, high)`` for the mean of a (runs R, clips N) 0/1 matrix — R classifiers
+    trained on different seeds, each scored on the same N test clips.
+
+    Each resample draws R runs *and* N clips with replacement, so the interval carries both the
+    test-set sampling and the spread between training runs (which a clip-only bootstrap of one
+    run leaves out). With one run it is the ordinary clip bootstrap.
+    """
+    hits = np.asarray(hits, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    n_runs, n = hits.shape
+    values = [hits[rng.integers(0, n_runs, n_runs)][:, rng.integers(0, n, n)].mean()
+              for _ in range(n_boot)]
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(hits.mean()), float(low), float(high)
+
+
 def frechet_interval(gen: np.ndarray, held_out: np.ndarray, max_dim: int, n_boot: int,
                      seed: int) -> dict:
     """Generated-vs-real Fréchet distance and the real-vs-real floor at equal sizes, each with

@@ -14,8 +14,8 @@ from sonic.features.mel import prepare_waveform, waves_to_mels
 from sonic.generation.cas import train_and_test
 from sonic.generation.gan import Generator
 from sonic.generation.invert import mel_db_to_wave
-from sonic.generation.quality import (bootstrap, conditional_accuracy, copy_rate, frechet_interval,
-                                     inception_score)
+from sonic.generation.quality import (bootstrap, bootstrap_runs, conditional_accuracy, copy_rate,
+                                     frechet_interval, inception_score)
 from sonic.generation.trainer import fixed_grid, generate
 from sonic.training.checkpoint import Classifier
 
@@ -91,19 +91,51 @@ def _acc(pred: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> dict:
     return _figure(np.mean, (hit,), n_boot, seed)
 
 
+def _runs_acc(preds: list[np.ndarray], y: np.ndarray, n_boot: int, seed: int) -> dict:
+    """Mean accuracy of several runs' predictions (each (N,)) against labels (N,), its 95 %
+    interval over runs and clips (:func:`bootstrap_runs`), and each run's accuracy."""
+    hits = np.stack([np.asarray(p) == np.asarray(y) for p in preds])  # (R, N)
+    value, low, high = bootstrap_runs(hits, n_boot, seed)
+    return {"value": value, "ci": [low, high], "runs": [float(h.mean()) for h in hits]}
+
+
+def cas_figures(cas_samples: list[Samples], real: RealSets, n_classes: int,
+                cfg: SynthesizeConfig, mean: float, std: float,
+                device: torch.device | str = "cpu") -> tuple[dict, list[np.ndarray]]:
+    """CAS and its real-trained reference over ``cfg.cas.runs`` classifier seeds.
+
+    Run r trains on ``cas_samples[r % len(cas_samples)]`` with seed ``cfg.seed + r``, and its
+    twin trains on the real training clips with the same seed: the two figures differ only in
+    where the training spectrograms came from. Returns the figures (``cas``, ``cas_real``) and
+    the predictions (runs × (N,) for generated, then for real).
+    """
+    gen, real_preds = [], []
+    for r in range(cfg.cas.runs):
+        twins = cas_samples[r % len(cas_samples)]
+        gen.append(train_and_test(twins.db, twins.labels, real.held_db, n_classes, cfg.cas,
+                                  mean, std, cfg.seed + r, device, f"cas generated {r + 1}"))
+        real_preds.append(train_and_test(real.train_db, real.train_y, real.held_db, n_classes,
+                                         cfg.cas, mean, std, cfg.seed + r, device,
+                                         f"cas real {r + 1}"))
+    figures = {"cas": _runs_acc(gen, real.held_y, cfg.n_boot, cfg.seed),
+               "cas_real": _runs_acc(real_preds, real.held_y, cfg.n_boot, cfg.seed)}
+    return figures, gen + real_preds
+
+
 def quality_report(judge: Classifier, samples: Samples, roundtrip_db: np.ndarray,
                    real: RealSets, cfg: SynthesizeConfig, device: torch.device | str = "cpu",
                    baseline_roundtrip: tuple[np.ndarray, np.ndarray] | None = None,
-                   cas_samples: Samples | None = None) -> dict:
+                   cas_samples: list[Samples] | None = None) -> dict:
     """All synthesis figures, each beside the real-data value it is read against, each with a
     bootstrap 95 % interval (``{"value", "ci"}``).
 
     ``judge`` is the trained CNN; its classes define the label indices. ``roundtrip_db``
     (N, M, T) are the generated spectrograms after WAV and back; ``baseline_roundtrip``, if
     measured, is (K, M, T) of them after the old inversion (least squares + plain Griffin-Lim)
-    with their intended labels (K,). ``cas_samples`` train the CAS classifier (default
-    ``samples``); give it the real training set's size and class balance (:func:`sample_like`)
-    so that ``cas`` and ``cas_real`` differ only in where the training spectrograms came from.
+    with their intended labels (K,). ``cas_samples`` train the CAS classifiers, one set per
+    run (default ``[samples]``); give each the real training set's size and class balance
+    (:func:`sample_like`) so that ``cas`` and ``cas_real`` differ only in where the training
+    spectrograms came from (see :func:`cas_figures`).
     """
     classes, n_boot, seed = judge.classes, cfg.n_boot, cfg.seed
     gen, held = judge.predict(samples.db), judge.predict(real.held_db)
@@ -123,13 +155,10 @@ def quality_report(judge: Classifier, samples: Samples, roundtrip_db: np.ndarray
             "n": int(len(base_y))}
     n_classes = len(classes)
     mean, std = judge.mean, judge.std
-    cas_samples = cas_samples if cas_samples is not None else samples
-    cas = train_and_test(cas_samples.db, cas_samples.labels, real.held_db, n_classes, cfg.cas,
-                         mean, std, seed, device, "cas generated")
-    cas_real = train_and_test(real.train_db, real.train_y, real.held_db, n_classes, cfg.cas,
-                              mean, std, seed, device, "cas real")
-    report["cas"] = _acc(cas, real.held_y, n_boot, seed)
-    report["cas_real"] = _acc(cas_real, real.held_y, n_boot, seed)
+    cas_samples = cas_samples if cas_samples is not None else [samples]
+    cas, preds = cas_figures(cas_samples, real, n_classes, cfg, mean, std, device)
+    report |= cas
+    runs = cfg.cas.runs
     fd = frechet_interval(gen["embedding"], held["embedding"], cfg.fd_dims, n_boot, seed)
     report["frechet"] = {"value": fd["fd"], "ci": fd["fd_ci"], "n": fd["n"]}
     report["frechet_floor"] = {"value": fd["floor"], "ci": fd["floor_ci"], "n": fd["n"]}
@@ -138,13 +167,15 @@ def quality_report(judge: Classifier, samples: Samples, roundtrip_db: np.ndarray
     report["copy_rate"] = _figure(np.mean, (below,), n_boot, seed) | {
         "expected": copies["expected"], "nn_ratio": copies["ratio"]}
     report["n_generated"] = int(len(samples.labels))
-    report["n_cas_generated"] = int(len(cas_samples.labels))
+    report["n_cas_generated"] = int(len(cas_samples[0].labels))
+    report["cas_runs"] = runs
     report["n_held_out"] = int(len(real.held_y))
     report["per_class"] = per_class_accuracy(classes, {
         "judge_accuracy": (gen["probs"].argmax(1), samples.labels),
         "roundtrip_accuracy": (trip_pred, samples.labels),
         "judge_accuracy_real": (held["probs"].argmax(1), real.held_y),
-        "cas": (cas, real.held_y), "cas_real": (cas_real, real.held_y)})
+        "cas": (np.concatenate(preds[:runs]), np.tile(real.held_y, runs)),
+        "cas_real": (np.concatenate(preds[runs:]), np.tile(real.held_y, runs))})
     return report
 
 

@@ -1,11 +1,13 @@
 """Training state, one adversarial step, and the epoch loop of the conditional GAN.
 
-All mutable training state lives in :class:`GANState` (both networks, both optimizers, the noise
-RNG and the step counter), so a checkpoint is that dataclass's contents. :func:`train_step` does
-(1) a discriminator update then (2) a generator update and returns named losses.
+All mutable training state lives in :class:`GANState` (both networks, both optimizers, the
+generator's moving average, the noise RNG and the step counter), so a checkpoint is that
+dataclass's contents. :func:`train_step` does (1) a discriminator update then (2) a generator
+update and returns named losses.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from typing import Callable
@@ -31,15 +33,22 @@ class GANState:
     rng: torch.Generator  # CPU generator for noise and fake labels: same draws on every device
     n_classes: int
     step: int = 0
+    G_ema: Generator | None = None  # moving average of G's weights (``cgan.ema`` > 0)
 
     @property
     def device(self) -> torch.device:
         return self.G.lo.device
 
+    @property
+    def sampler(self) -> Generator:
+        """The generator to sample from: the moving average where there is one."""
+        return self.G if self.G_ema is None else self.G_ema
+
 
 def make_state(cfg: CGANConfig, n_classes: int, n_mels: int, n_frames: int, lo: float,
                hi: float, device: torch.device | str = "cpu") -> GANState:
-    """Build G, D and their Adam optimizers (betas (0.5, 0.999)), initialised from ``cfg.seed``.
+    """Build G, D, their Adam optimizers (betas (0.5, 0.999)) and, with ``cfg.ema`` > 0, the
+    moving-average copy of G, all initialised from ``cfg.seed``.
 
     The weights are drawn inside a forked RNG, so building a state never disturbs the caller's
     global torch RNG, and the same seed gives the same weights on every call.
@@ -51,7 +60,53 @@ def make_state(cfg: CGANConfig, n_classes: int, n_mels: int, n_frames: int, lo: 
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
     rng = torch.Generator().manual_seed(cfg.seed)
-    return GANState(G, D, opt_g, opt_d, rng, n_classes)
+    G_ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema > 0 else None
+    return GANState(G, D, opt_g, opt_d, rng, n_classes, G_ema=G_ema)
+
+
+@torch.no_grad()
+def update_ema(state: GANState, decay: float) -> None:
+    """Move the averaged generator towards G: ``w_ema ← d·w_ema + (1 − d)·w`` with
+    ``d = min(decay, (1 + step) / (10 + step))`` (short memory while G changes fast early on,
+    as TensorFlow's ExponentialMovingAverage with ``num_updates``). Batch-norm statistics are
+    copied, not averaged: they must match the averaged weights' activations only roughly, and
+    G's own are the nearest available (Yazıcı et al., 2019, average weights, not statistics).
+    """
+    if state.G_ema is None:
+        return
+    d = min(decay, (1 + state.step) / (10 + state.step))
+    for avg, w in zip(state.G_ema.parameters(), state.G.parameters()):
+        avg.lerp_(w, 1.0 - d)
+    for avg, b in zip(state.G_ema.buffers(), state.G.buffers()):
+        avg.copy_(b)
+
+
+@torch.no_grad()
+def sampling_generator(state: GANState, cfg: CGANConfig) -> Generator:
+    """A copy of :attr:`GANState.sampler` with "standing" batch-norm statistics (BigGAN,
+    Brock et al. 2019): the running means and variances re-estimated as plain averages over
+    ``cfg.standing_batches`` batches of its own samples (``cfg.batch_size`` each, classes in
+    turn, noise from ``cfg.seed``). The moving average's weights never produced the statistics
+    it inherits from G; re-estimating them is what its eval-mode samples need. With 0 batches,
+    the copy keeps the inherited statistics. The state itself is left untouched.
+    """
+    G = copy.deepcopy(state.sampler)
+    if cfg.standing_batches == 0:
+        return G.eval()
+    norms = [m for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    rng = torch.Generator().manual_seed(cfg.seed)
+    G.train()
+    for i in range(cfg.standing_batches):
+        z = torch.randn(cfg.batch_size, cfg.z_dim, generator=rng)
+        y = (torch.arange(cfg.batch_size) + i * cfg.batch_size) % state.n_classes
+        G(z.to(state.device), y.to(state.device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    return G.eval()
 
 
 # ------------------------------------------------------------------------------------- losses
@@ -110,14 +165,22 @@ def discriminator_step(state: GANState, real: torch.Tensor, labels: torch.Tensor
                        cfg: CGANConfig) -> dict[str, float]:
     """One D update: real batch (B, 1, M, T) with labels (B,) up, fakes (B', 1, M, T) down.
 
-    ``fake`` is detached here, so G gets no gradient and its weights cannot change.
+    ``fake`` is detached here, so G gets no gradient and its weights cannot change. With
+    ``cfg.aux_weight`` > 0, D's class head also learns the real batch's labels (real clips only:
+    trained on fakes too, it would reward G for fakes that are easy to tell apart rather than
+    like the real ones).
     """
     d_real, d_fake = state.D(real, labels), state.D(fake.detach(), fake_labels)
     loss = d_loss_fn(d_real, d_fake, cfg.loss)
+    out = {"d_loss": loss.item(), "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
+    if cfg.aux_weight > 0:
+        aux = F.cross_entropy(state.D.class_logits(real), labels)
+        loss = loss + cfg.aux_weight * aux
+        out["d_aux"] = aux.item()
     state.opt_d.zero_grad(set_to_none=True)
     loss.backward()
     state.opt_d.step()
-    return {"d_loss": loss.item(), "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
+    return out
 
 
 def generator_step(state: GANState, fake: torch.Tensor, fake_labels: torch.Tensor,
@@ -126,19 +189,27 @@ def generator_step(state: GANState, fake: torch.Tensor, fake_labels: torch.Tenso
     carry G's graph.
 
     D's weights are frozen for the backward pass (no gradient, no step): the gradient flows
-    through D into the fakes only. The loss adds ``mode_seeking`` × the MSGAN penalty.
+    through D into the fakes only. The loss adds ``mode_seeking`` × the MSGAN penalty and
+    ``aux_weight`` × the cross-entropy of D's class head on the fakes' intended labels; the
+    averaged generator (if any) then follows G.
     """
     state.D.requires_grad_(False)  # also saves D's weight-gradient work
     try:
         adv = g_loss_fn(state.D(fake, fake_labels), cfg.loss)
         ms = mode_seeking_penalty(fake, z)
         loss = adv + mode_seeking_weight(cfg) * ms
+        out = {"g_loss": adv.item(), "mode_seeking": ms.item()}
+        if cfg.aux_weight > 0:
+            aux = F.cross_entropy(state.D.class_logits(fake), fake_labels)
+            loss = loss + cfg.aux_weight * aux
+            out["g_aux"] = aux.item()
         state.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         state.opt_g.step()
     finally:
         state.D.requires_grad_(True)
-    return {"g_loss": adv.item(), "mode_seeking": ms.item()}
+    update_ema(state, cfg.ema)
+    return out
 
 
 def train_step(state: GANState, real: torch.Tensor, labels: torch.Tensor,
@@ -148,7 +219,9 @@ def train_step(state: GANState, real: torch.Tensor, labels: torch.Tensor,
     One fake batch (uniformly drawn labels) serves both updates, as in the DCGAN reference
     loop: one G forward per step instead of two.
 
-    Returns ``d_loss``, ``g_loss`` and the mean D logits on the real and fake batches.
+    Returns ``d_loss``, ``g_loss``, ``mode_seeking``, the mean D logits on the real and fake
+    batches and, with ``aux_weight`` > 0, the class-head losses ``d_aux`` (real) and ``g_aux``
+    (fakes).
     """
     state.G.train(), state.D.train()
     z, fake_labels = sample_inputs(state, real.shape[0], cfg.z_dim)
@@ -256,6 +329,8 @@ def restore(state: GANState, saved: dict) -> None:
     state.opt_g.load_state_dict(saved["opt_g"])
     state.opt_d.load_state_dict(saved["opt_d"])
     state.step = saved["step"]
+    if state.G_ema is not None:
+        state.G_ema.load_state_dict(saved["G_ema"])
     if "rng" in saved:
         state.rng.set_state(saved["rng"])
 
@@ -267,13 +342,19 @@ def checkpoint(state: GANState, cfg: CGANConfig) -> dict:
         "cfg": dataclasses.asdict(cfg), "n_classes": state.n_classes,
         "n_mels": G.n_mels, "n_frames": G.n_frames, "lo": G.lo.item(), "hi": G.hi.item(),
         "G": G.state_dict(), "D": state.D.state_dict(),
+        "G_ema": None if state.G_ema is None else state.G_ema.state_dict(),
         "opt_g": state.opt_g.state_dict(), "opt_d": state.opt_d.state_dict(), "step": state.step,
     }
 
 
 def load_generator(ckpt: dict, device: torch.device | str = "cpu") -> Generator:
-    """Rebuild the generator alone from a :func:`checkpoint` dict, in eval mode."""
+    """Rebuild the generator to sample from, in eval mode, from a :func:`checkpoint` dict:
+    ``G_sample`` (:func:`sampling_generator`, which ``train_cgan`` adds to its final checkpoint)
+    where present, else the moving average, else G."""
     G = Generator(CGANConfig(**ckpt["cfg"]), ckpt["n_classes"], ckpt["n_mels"],
                   ckpt["n_frames"], ckpt["lo"], ckpt["hi"])
-    G.load_state_dict(ckpt["G"])
+    for key in ("G_sample", "G_ema", "G"):
+        if ckpt.get(key) is not None:
+            G.load_state_dict(ckpt[key])
+            break
     return G.to(device).eval()
