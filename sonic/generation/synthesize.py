@@ -99,27 +99,24 @@ def _runs_acc(preds: list[np.ndarray], y: np.ndarray, n_boot: int, seed: int) ->
     return {"value": value, "ci": [low, high], "runs": [float(h.mean()) for h in hits]}
 
 
-def cas_figures(cas_samples: list[Samples], real: RealSets, n_classes: int,
-                cfg: SynthesizeConfig, mean: float, std: float,
-                device: torch.device | str = "cpu") -> tuple[dict, list[np.ndarray]]:
-    """CAS and its real-trained reference over ``cfg.cas.runs`` classifier seeds.
+def cas_predictions(cas_samples: list[Samples], real: RealSets, n_classes: int,
+                    cfg: SynthesizeConfig, mean: float, std: float,
+                    device: torch.device | str = "cpu") -> dict[str, list[np.ndarray]]:
+    """The held-out predictions behind CAS (``"cas"``) and its real-trained reference
+    (``"cas_real"``): ``cfg.cas.runs`` runs each, every run's predictions (N,).
 
     Run r trains on ``cas_samples[r % len(cas_samples)]`` with seed ``cfg.seed + r``, and its
     twin trains on the real training clips with the same seed: the two figures differ only in
-    where the training spectrograms came from. Returns the figures (``cas``, ``cas_real``) and
-    the predictions (runs × (N,) for generated, then for real).
+    where the training spectrograms came from.
     """
-    gen, real_preds = [], []
+    preds: dict[str, list[np.ndarray]] = {"cas": [], "cas_real": []}
     for r in range(cfg.cas.runs):
         twins = cas_samples[r % len(cas_samples)]
-        gen.append(train_and_test(twins.db, twins.labels, real.held_db, n_classes, cfg.cas,
-                                  mean, std, cfg.seed + r, device, f"cas generated {r + 1}"))
-        real_preds.append(train_and_test(real.train_db, real.train_y, real.held_db, n_classes,
-                                         cfg.cas, mean, std, cfg.seed + r, device,
-                                         f"cas real {r + 1}"))
-    figures = {"cas": _runs_acc(gen, real.held_y, cfg.n_boot, cfg.seed),
-               "cas_real": _runs_acc(real_preds, real.held_y, cfg.n_boot, cfg.seed)}
-    return figures, gen + real_preds
+        for name, (x, y) in (("cas", (twins.db, twins.labels)),
+                             ("cas_real", (real.train_db, real.train_y))):
+            preds[name].append(train_and_test(x, y, real.held_db, n_classes, cfg.cas, mean, std,
+                                              cfg.seed + r, device, f"{name} {r + 1}"))
+    return preds
 
 
 def quality_report(judge: Classifier, samples: Samples, roundtrip_db: np.ndarray,
@@ -135,7 +132,7 @@ def quality_report(judge: Classifier, samples: Samples, roundtrip_db: np.ndarray
     with their intended labels (K,). ``cas_samples`` train the CAS classifiers, one set per
     run (default ``[samples]``); give each the real training set's size and class balance
     (:func:`sample_like`) so that ``cas`` and ``cas_real`` differ only in where the training
-    spectrograms came from (see :func:`cas_figures`).
+    spectrograms came from (see :func:`cas_predictions`).
     """
     classes, n_boot, seed = judge.classes, cfg.n_boot, cfg.seed
     gen, held = judge.predict(samples.db), judge.predict(real.held_db)
@@ -156,9 +153,9 @@ def quality_report(judge: Classifier, samples: Samples, roundtrip_db: np.ndarray
     n_classes = len(classes)
     mean, std = judge.mean, judge.std
     cas_samples = cas_samples if cas_samples is not None else [samples]
-    cas, preds = cas_figures(cas_samples, real, n_classes, cfg, mean, std, device)
-    report |= cas
-    runs = cfg.cas.runs
+    cas = cas_predictions(cas_samples, real, n_classes, cfg, mean, std, device)
+    for name, preds in cas.items():
+        report[name] = _runs_acc(preds, real.held_y, n_boot, seed)
     fd = frechet_interval(gen["embedding"], held["embedding"], cfg.fd_dims, n_boot, seed)
     report["frechet"] = {"value": fd["fd"], "ci": fd["fd_ci"], "n": fd["n"]}
     report["frechet_floor"] = {"value": fd["floor"], "ci": fd["floor_ci"], "n": fd["n"]}
@@ -168,14 +165,14 @@ def quality_report(judge: Classifier, samples: Samples, roundtrip_db: np.ndarray
         "expected": copies["expected"], "nn_ratio": copies["ratio"]}
     report["n_generated"] = int(len(samples.labels))
     report["n_cas_generated"] = int(len(cas_samples[0].labels))
-    report["cas_runs"] = runs
+    report["cas_runs"] = cfg.cas.runs
     report["n_held_out"] = int(len(real.held_y))
     report["per_class"] = per_class_accuracy(classes, {
         "judge_accuracy": (gen["probs"].argmax(1), samples.labels),
         "roundtrip_accuracy": (trip_pred, samples.labels),
         "judge_accuracy_real": (held["probs"].argmax(1), real.held_y),
-        "cas": (np.concatenate(preds[:runs]), np.tile(real.held_y, runs)),
-        "cas_real": (np.concatenate(preds[runs:]), np.tile(real.held_y, runs))})
+        **{name: (np.concatenate(preds), np.tile(real.held_y, len(preds)))
+           for name, preds in cas.items()}})
     return report
 
 
