@@ -8,11 +8,8 @@ from sonic.generation.quality import (
     conditional_accuracy,
     copy_rate,
     frechet_distance,
-    frechet_floor,
     frechet_interval,
-    frechet_vs_real,
     inception_score,
-    memorisation,
 )
 
 CLASSES = ("a", "b", "c", "d")
@@ -43,21 +40,11 @@ def test_random_predictions_score_chance():
     assert out["accuracy"] == pytest.approx(0.25, abs=0.02)
 
 
-def test_frechet_identical_sets_is_zero_and_shift_is_large():
+def test_frechet_identical_sets_is_zero_and_a_shift_is_large():
     real = mixture(300, seed=1)
     assert frechet_distance(real, real) == pytest.approx(0.0, abs=1e-6)
-    floor = frechet_floor(real, seed=0)
-    assert floor > 0
-    shifted = frechet_vs_real(mixture(300, seed=2, shift=2.0), real, seed=0)
-    noise = frechet_vs_real(np.random.default_rng(3).normal(0, 3, (300, 16)), real, seed=0)
-    assert shifted["ratio"] > 10 and noise["ratio"] > 10
-
-
-def test_fresh_real_samples_score_near_the_floor():
-    real = mixture(300, seed=1)
-    out = frechet_vs_real(mixture(300, seed=2), real, seed=0)
-    assert out["n"] == 150 and out["n_ref"] == 150
-    assert 0.5 < out["ratio"] < 2.0  # measured 0.9..1.2 over seeds
+    assert frechet_distance(mixture(300, seed=2), real) < 0.2 * frechet_distance(
+        mixture(300, seed=2, shift=2.0), real)
 
 
 def test_frechet_reduces_dimension_when_samples_are_few():
@@ -65,15 +52,6 @@ def test_frechet_reduces_dimension_when_samples_are_few():
     fd = frechet_distance(a, b)
     assert np.isfinite(fd) and fd > 0
     assert frechet_distance(a, b, max_dim=5) < fd  # fewer axes hold less of the distance
-
-
-def test_memorisation_ratio_separates_copies_from_fresh_samples():
-    train = mixture(200, seed=1)
-    fresh = memorisation(mixture(200, seed=2), train)
-    assert fresh["ratio"] == pytest.approx(1.0, abs=0.15)
-    rng = np.random.default_rng(4)
-    copies = train[rng.integers(0, 200, 100)] + rng.normal(0, 1e-3, (100, 16))
-    assert memorisation(copies, train)["ratio"] < 0.01
 
 
 # ------------------------------------------------------------ inception score, intervals, copies

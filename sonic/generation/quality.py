@@ -1,13 +1,14 @@
 """Honest quality numbers for generated spectrograms, as pure functions on arrays.
 
 - :func:`conditional_accuracy`: does a trained classifier (the judge) hear the intended class?
-- :func:`frechet_distance` / :func:`frechet_vs_real`: how far the generated embeddings' Gaussian
+- :func:`frechet_distance` / :func:`frechet_interval`: how far the generated embeddings' Gaussian
   is from the real one, reported beside the *floor* that real data itself reaches with the same
   sample sizes (small sets give a large FD even for a perfect generator).
-- :func:`memorisation`: are samples suspiciously close to training clips (copies)?
+- :func:`copy_rate`: are samples suspiciously close to training clips (copies)?
 - :func:`inception_score`: exp E[KL(p(y|x) || p(y))] under the in-domain judge (WaveGAN's SC09
   protocol): high when each sample is confidently one class and the classes are balanced.
-- :func:`bootstrap`: a percentile 95 % interval for any of these, resampling the samples.
+- :func:`bootstrap` / :func:`bootstrap_runs`: percentile 95 % intervals, resampling the samples
+  (and, for several training runs, the runs).
 """
 from __future__ import annotations
 
@@ -69,40 +70,6 @@ def frechet_distance(a: np.ndarray, b: np.ndarray, max_dim: int | None = None) -
     return float(max(diff @ diff + np.trace(s_a) + np.trace(s_b) - 2 * np.trace(covmean), 0.0))
 
 
-def frechet_floor(real: np.ndarray, seed: int = 0, max_dim: int | None = None) -> float:
-    """Fréchet distance between two random halves of ``real`` (N, D): what a perfect generator
-    would score against N/2 real samples with N/2 samples of its own."""
-    perm = np.random.default_rng(seed).permutation(len(real))
-    half = len(real) // 2
-    return frechet_distance(real[perm[:half]], real[perm[half:2 * half]], max_dim)
-
-
-def frechet_vs_real(gen: np.ndarray, real: np.ndarray, seed: int = 0,
-                    max_dim: int | None = None, repeats: int = 5) -> dict:
-    """Generated-vs-real Fréchet distance beside its floor, with matched sample sizes.
-
-    ``real`` (N, D) is split at random into a reference half R (N//2) and a held-out half. The
-    generated set (G, D) and the held-out half are each subsampled to the same n =
-    min(G, N//2) and compared with the *same* R under the same ``max_dim``, so ``fd`` and
-    ``floor`` differ only in where the n samples came from. Both are means over ``repeats``
-    random splits: with a few hundred clips one split's floor alone varies by about ±50 %.
-    ``ratio = fd / floor`` near 1 is as good as this many samples can show.
-    """
-    rng = np.random.default_rng(seed)
-    half = len(real) // 2
-    n = min(len(gen), half)
-    fds, floors = [], []
-    for _ in range(repeats):
-        perm = rng.permutation(len(real))
-        ref, held = real[perm[:half]], real[perm[half:half + n]]
-        gen_n = gen[rng.permutation(len(gen))[:n]]
-        fds.append(frechet_distance(gen_n, ref, max_dim))
-        floors.append(frechet_distance(held, ref, max_dim))
-    fd, floor = float(np.mean(fds)), float(np.mean(floors))
-    return {"fd": fd, "floor": floor, "ratio": fd / floor if floor > 0 else float("inf"),
-            "n": n, "n_ref": half}
-
-
 def _nn_dist(x: np.ndarray, y: np.ndarray, exclude_self: bool = False) -> np.ndarray:
     """Euclidean distance (N,) from each row of x to its nearest row of y, in row chunks."""
     out = np.empty(len(x))
@@ -114,21 +81,6 @@ def _nn_dist(x: np.ndarray, y: np.ndarray, exclude_self: bool = False) -> np.nda
             d2[np.arange(len(xc)), np.arange(i, i + len(xc))] = np.inf
         out[i:i + 1024] = np.sqrt(np.maximum(d2.min(1), 0.0))
     return out
-
-
-def memorisation(gen: np.ndarray, train: np.ndarray) -> dict:
-    """Nearest-neighbour distances in embedding space: generated (N, D) → training (M, D), and
-    training → training leaving each point out.
-
-    ``ratio = gen_to_train / train_to_train``: ≈ 1 when samples are as close to the training set
-    as a fresh real clip would be, ≈ 0 when they are near-copies of training clips, > 1 when
-    they are off the data manifold.
-    """
-    gen, train = np.asarray(gen, np.float64), np.asarray(train, np.float64)
-    g2t = float(_nn_dist(gen, train).mean())
-    t2t = float(_nn_dist(train, train, exclude_self=True).mean())
-    return {"gen_to_train": g2t, "train_to_train": t2t,
-            "ratio": g2t / t2t if t2t > 0 else float("inf")}
 
 
 def inception_score(probs: np.ndarray) -> float:
