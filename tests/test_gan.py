@@ -199,6 +199,21 @@ def test_the_class_head_learns_real_labels_from_the_sound_not_the_label_plane():
         "d_loss", "g_loss", "d_real", "d_fake", "mode_seeking"}
 
 
+@pytest.mark.parametrize("coords", [False, True])
+def test_only_a_discriminator_with_coordinates_sees_where_a_sound_sits(coords):
+    """The same burst 16 frames (one stride of 2**4) later: convolutions and sum pooling give
+    identical features when the burst's receptive field stays clear of the edges; the time and
+    mel-bin ramps of ``d_coords`` make the position visible (a late digit is no longer free)."""
+    torch.manual_seed(0)
+    d = Discriminator(CGANConfig(embed_dim=8, d_width=8, d_coords=coords), 3, 16, 160).eval()
+    early, late = torch.zeros(2, 1, 1, 16, 160)
+    early[..., 4:12, 46:50] = late[..., 4:12, 62:66] = 3.0
+    with torch.no_grad():
+        a, b = d.features(early, None), d.features(late, None)
+    assert torch.allclose(a, b, rtol=1e-4, atol=1e-5) is not coords
+    assert not any("coords" in k for k in d.state_dict())  # fixed ramps, not checkpointed
+
+
 def test_the_averaged_generator_follows_g_with_a_warm_up():
     """w_ema ← d·w_ema + (1 − d)·w, d = min(ema, (1 + step)/(10 + step)); BN statistics copied;
     checkpoints sample from the average; ``ema: 0`` samples from G itself."""

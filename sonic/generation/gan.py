@@ -6,7 +6,10 @@ norm per class (conditional batch norm, as in SNGAN/BigGAN), so the label reache
 instead of only the first. The discriminator sees the label twice — as an extra input channel (a
 learned label "plane") and through a projection term on its pooled features (Miyato & Koyama,
 2018). The projection term is what makes a small-data cGAN respect the label: with only the input
-channel, D can ignore the label and G collapses onto class-agnostic output. With
+channel, D can ignore the label and G collapses onto class-agnostic output. D's convolutions and
+sum pooling are blind to *where* a pattern sits; with ``cgan.d_coords`` it also reads two fixed
+ramps over frames and mel bins (CoordConv, Liu et al. 2018), so a digit that starts late and runs
+past the clip's end, or energy at the wrong height, is no longer free. With
 ``cgan.aux_weight`` > 0, D also has a class head (AC-GAN, Odena et al. 2017) trained on real clips
 only; the generator is then pushed towards spectrograms that head assigns to the asked class.
 """
@@ -148,7 +151,8 @@ class Discriminator(nn.Module):
     ----------
     cfg : CGANConfig
         Uses ``embed_dim``, ``d_width`` (channels of the first block, doubled by each block)
-        ``d_norm`` (``"spectral"`` or ``"batch"``) and ``aux_weight`` (> 0 adds the class head).
+        ``d_norm`` (``"spectral"`` or ``"batch"``), ``aux_weight`` (> 0 adds the class head) and
+        ``d_coords`` (time and mel-bin ramps as two more input channels).
     n_classes, n_mels, n_frames : int
         Number of classes and the input size (mel bins, frames).
     """
@@ -158,7 +162,13 @@ class Discriminator(nn.Module):
         self.n_mels, self.n_frames = n_mels, n_frames
         self.embed = nn.Embedding(n_classes, cfg.embed_dim)
         self.plane = nn.Linear(cfg.embed_dim, n_mels * n_frames)
-        widths = [2] + [cfg.d_width * 2**i for i in range(N_UP)]
+        coords = None
+        if cfg.d_coords:  # (1, 2, M, T): frame position and mel-bin position, each in [-1, 1]
+            t = torch.linspace(-1, 1, n_frames).expand(n_mels, n_frames)
+            m = torch.linspace(-1, 1, n_mels)[:, None].expand(n_mels, n_frames)
+            coords = torch.stack([t, m])[None].contiguous()
+        self.register_buffer("coords", coords, persistent=False)  # fixed: not in checkpoints
+        widths = [2 + 2 * cfg.d_coords] + [cfg.d_width * 2**i for i in range(N_UP)]
         self.blocks = nn.Sequential(*[
             DownBlock(widths[i], widths[i + 1], cfg.d_norm, first=i == 0) for i in range(N_UP)
         ])
@@ -178,7 +188,10 @@ class Discriminator(nn.Module):
             plane = x.new_zeros(x.shape)
         else:
             plane = self.plane(self.embed(labels)).view(-1, 1, self.n_mels, self.n_frames)
-        h = self.blocks(torch.cat([x, plane], dim=1))  # (B, 8*d_width, M/16, T/16)
+        inputs = [x, plane]
+        if self.coords is not None:
+            inputs.append(self.coords.expand(len(x), -1, -1, -1))
+        h = self.blocks(torch.cat(inputs, dim=1))  # (B, 8*d_width, M/16, T/16)
         return h.sum(dim=(2, 3))  # sum pooling, as in SNGAN
 
     def class_logits(self, x: torch.Tensor) -> torch.Tensor:
