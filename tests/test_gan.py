@@ -203,7 +203,7 @@ def test_the_class_head_learns_real_labels_from_the_sound_not_the_label_plane():
 def test_only_a_discriminator_with_coordinates_sees_where_a_sound_sits(coords):
     """The same burst 16 frames (one stride of 2**4) later: convolutions and sum pooling give
     identical features when the burst's receptive field stays clear of the edges; the time and
-    mel-bin ramps of ``d_coords`` make the position visible (a late digit is no longer free)."""
+    mel-bin ramps of ``d_coords`` make the position visible."""
     torch.manual_seed(0)
     d = Discriminator(CGANConfig(embed_dim=8, d_width=8, d_coords=coords), 3, 16, 160).eval()
     early, late = torch.zeros(2, 1, 1, 16, 160)

@@ -8,8 +8,8 @@ learned label "plane") and through a projection term on its pooled features (Miy
 2018). The projection term is what makes a small-data cGAN respect the label: with only the input
 channel, D can ignore the label and G collapses onto class-agnostic output. D's convolutions and
 sum pooling are blind to *where* a pattern sits; with ``cgan.d_coords`` it also reads two fixed
-ramps over frames and mel bins (CoordConv, Liu et al. 2018), so a digit that starts late and runs
-past the clip's end, or energy at the wrong height, is no longer free. With
+ramps over frames and mel bins (CoordConv, Liu et al. 2018), so the position of energy in time
+and frequency is visible to it (on FSDD: judge accuracy of the samples 0.89–0.90 → 0.93–0.94). With
 ``cgan.aux_weight`` > 0, D also has a class head (AC-GAN, Odena et al. 2017) trained on real clips
 only; the generator is then pushed towards spectrograms that head assigns to the asked class.
 """

@@ -70,15 +70,13 @@ def frechet_distance(a: np.ndarray, b: np.ndarray, max_dim: int | None = None) -
     return float(max(diff @ diff + np.trace(s_a) + np.trace(s_b) - 2 * np.trace(covmean), 0.0))
 
 
-def _nn_dist(x: np.ndarray, y: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+def _nn_dist(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Euclidean distance (N,) from each row of x to its nearest row of y, in row chunks."""
     out = np.empty(len(x))
     y_sq = (y**2).sum(1)
     for i in range(0, len(x), 1024):
         xc = x[i:i + 1024]
         d2 = (xc**2).sum(1)[:, None] + y_sq[None] - 2 * xc @ y.T  # (chunk, M)
-        if exclude_self:  # leave-one-out: x is y, and row j must not match itself
-            d2[np.arange(len(xc)), np.arange(i, i + len(xc))] = np.inf
         out[i:i + 1024] = np.sqrt(np.maximum(d2.min(1), 0.0))
     return out
 
