@@ -58,7 +58,8 @@ def main() -> None:
 
     def on_epoch(epoch: int, state, record: dict) -> None:
         live.step = epoch
-        for name in ("d_loss", "g_loss", "d_real", "d_fake", "mode_seeking", "d_aux", "g_aux"):
+        for name in ("d_loss", "g_loss", "d_real", "d_fake", "mode_seeking", "d_aux", "g_aux",
+                     "d_twin", "g_twin"):
             if name in record:
                 live.log_metric(f"cgan/{name}", record[name])
         live.make_summary()

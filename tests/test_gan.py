@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sonic.config import CGANConfig
-from sonic.generation.gan import Discriminator, Generator, UpBlock
+from sonic.generation.gan import Discriminator, Generator, UpBlock, minibatch_stddev
 from sonic.generation.trainer import (
     checkpoint,
     discriminator_step,
@@ -197,6 +197,65 @@ def test_the_class_head_learns_real_labels_from_the_sound_not_the_label_plane():
         make_state(plain, 2, 16, 20, LO, HI).D.class_logits(real)
     assert set(train_step(make_state(plain, 2, 16, 20, LO, HI), real[:4], y[:4], plain)) == {
         "d_loss", "g_loss", "d_real", "d_fake", "mode_seeking"}
+
+
+def test_the_twin_head_learns_the_fakes_labels_and_the_generator_climbs_its_loss():
+    """TAC-GAN: with ``aux_twin`` a second class head learns the labels of fakes (D step), and
+    the generator's update is the AC-GAN one plus ``aux_weight`` × the twin's cross-entropy
+    gradient *ascended* (checked with plain SGD, where the step is minus the gradient)."""
+    cfg = CGANConfig(**{**TINY.__dict__, "aux_weight": 0.5, "aux_twin": True, "ema": 0.0})
+    state = make_state(cfg, n_classes=2, n_mels=16, n_frames=20, lo=LO, hi=HI)
+    gen = torch.Generator().manual_seed(0)
+    y = torch.arange(16) % 2
+    real = torch.randn(16, 1, 16, 20, generator=gen)
+    fake = (y.float() * 2 - 1)[:, None, None, None] + 0.3 * torch.randn(16, 1, 16, 20,
+                                                                       generator=gen)
+    for _ in range(30):
+        losses = discriminator_step(state, real, y, fake, y, cfg)
+    assert losses["d_twin"] < 0.1
+    with torch.no_grad():
+        assert (state.D.class_logits(fake, twin=True).argmax(1) == y).all()
+    assert any(k.startswith("classify_fake") for k in state.D.state_dict())
+
+    without = make_state(cfg, n_classes=2, n_mels=16, n_frames=20, lo=LO, hi=HI)
+    without.G.load_state_dict(state.G.state_dict()), without.D.load_state_dict(state.D.state_dict())
+    without.D.classify_fake = None
+    state.D.eval(), without.D.eval()  # no power iteration: both D's stay equal
+    z, fy = sample_inputs(state, 8, cfg.z_dim)
+    steps, reported = {}, {}
+    for name, s in (("twin", state), ("plain", without)):
+        before = params(s.G)
+        s.opt_g = torch.optim.SGD(s.G.parameters(), lr=1.0)
+        reported[name] = generator_step(s, s.G(z, fy), fy, z, cfg)
+        steps[name] = {k: v - before[k] for k, v in params(s.G).items()}
+    assert "g_twin" in reported["twin"] and "g_twin" not in reported["plain"]
+    G = make_state(cfg, 2, 16, 20, LO, HI).G
+    G.load_state_dict({**state.G.state_dict(), **{k: v - steps["twin"][k]
+                                                   for k, v in params(state.G).items()}})
+    twin_ce = torch.nn.functional.cross_entropy(state.D.class_logits(G(z, fy), twin=True), fy)
+    grads = torch.autograd.grad(twin_ce, list(G.parameters()))
+    for (k, _), g in zip(G.named_parameters(), grads):
+        torch.testing.assert_close(steps["twin"][k] - steps["plain"][k], cfg.aux_weight * g,
+                                   rtol=1e-3, atol=1e-6)
+
+
+def test_minibatch_stddev_lets_the_discriminator_see_a_batch_of_copies():
+    """The appended channel is each consecutive group's mean feature spread: zero for copies,
+    the spread of its own group otherwise; D's verdict on a clip then depends on its mates."""
+    h = torch.randn(8, 3, 2, 5, generator=torch.Generator().manual_seed(0))
+    out = minibatch_stddev(h, 4)
+    assert out.shape == (8, 4, 2, 5) and torch.equal(out[:, :3], h)
+    spread = [h[i:i + 4].std(dim=0, unbiased=False).mean() for i in (0, 4)]
+    torch.testing.assert_close(out[:, 3, 0, 0], torch.stack(spread).repeat_interleave(4))
+    assert (minibatch_stddev(h[:1].expand(8, -1, -1, -1), 4)[:, 3] < 1e-3).all()
+    assert minibatch_stddev(h[:6], 4).shape == (6, 4, 2, 5)  # groups of gcd(6, 4) = 2
+
+    torch.manual_seed(0)
+    d = Discriminator(CGANConfig(embed_dim=8, d_width=8, d_mbstd=4), 3, 16, 20).eval()
+    x = torch.randn(4, 1, 16, 20)
+    copies = x[:1].expand(4, -1, -1, -1)
+    with torch.no_grad():
+        assert not torch.allclose(d.features(x, None)[0], d.features(copies, None)[0])
 
 
 @pytest.mark.parametrize("coords", [False, True])

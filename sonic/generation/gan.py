@@ -11,7 +11,9 @@ sum pooling are blind to *where* a pattern sits; with ``cgan.d_coords`` it also 
 ramps over frames and mel bins (CoordConv, Liu et al. 2018), so the position of energy in time
 and frequency is visible to it (on FSDD: judge accuracy of the samples 0.89–0.90 → 0.93–0.94). With
 ``cgan.aux_weight`` > 0, D also has a class head (AC-GAN, Odena et al. 2017) trained on real clips
-only; the generator is then pushed towards spectrograms that head assigns to the asked class.
+only; the generator is then pushed towards spectrograms that head assigns to the asked class. With
+``cgan.aux_twin`` a twin head learns the fakes' labels and the generator maximises its loss
+(TAC-GAN, Gong et al. 2019), which removes the AC-GAN term's bias towards prototypes.
 """
 from __future__ import annotations
 
@@ -144,6 +146,26 @@ class DownBlock(nn.Module):
         return F.leaky_relu(self.norm(self.conv(x)), 0.2)  # (B, c_out, H//2, W//2)
 
 
+def minibatch_stddev(h: torch.Tensor, group: int) -> torch.Tensor:
+    """ProGAN's minibatch standard deviation (Karras et al. 2018): split the batch into groups
+    of ``group`` samples (fewer when the batch does not divide), take each feature's standard
+    deviation across a group, average it over features and positions, and append that one
+    number as a constant channel to every sample of the group. A batch of near-copies gets a
+    near-zero channel, which real batches never have, so D can penalise collapse.
+
+    h (B, C, H, W) → (B, C + 1, H, W).
+    """
+    b, c, height, width = h.shape
+    g = math.gcd(b, group)
+    # Consecutive samples form a group: fake labels are drawn independently for the first half
+    # of a batch and repeated in the second (sample_inputs), so these groups hold independent
+    # labels, as real batches do; a group of rows i, i + B/2 would always hold same-class pairs.
+    sd = h.view(b // g, g, c, height, width).var(dim=1, unbiased=False).add(1e-8).sqrt()
+    sd = sd.mean(dim=(1, 2, 3))  # (B/g,)
+    sd = sd.repeat_interleave(g)[:, None, None, None].expand(b, 1, height, width)
+    return torch.cat([h, sd], dim=1)
+
+
 class Discriminator(nn.Module):
     """A spectrogram and its (claimed) label → one real/fake logit (and class logits).
 
@@ -152,7 +174,9 @@ class Discriminator(nn.Module):
     cfg : CGANConfig
         Uses ``embed_dim``, ``d_width`` (channels of the first block, doubled by each block)
         ``d_norm`` (``"spectral"`` or ``"batch"``), ``aux_weight`` (> 0 adds the class head) and
-        ``d_coords`` (time and mel-bin ramps as two more input channels).
+        ``d_coords`` (time and mel-bin ramps as two more input channels), ``d_mbstd`` (the
+        minibatch-stddev channel before the last block) and ``aux_twin`` (a second class head,
+        trained on fakes: TAC-GAN).
     n_classes, n_mels, n_frames : int
         Number of classes and the input size (mel bins, frames).
     """
@@ -169,8 +193,11 @@ class Discriminator(nn.Module):
             coords = torch.stack([t, m])[None].contiguous()
         self.register_buffer("coords", coords, persistent=False)  # fixed: not in checkpoints
         widths = [2 + 2 * cfg.d_coords] + [cfg.d_width * 2**i for i in range(N_UP)]
+        self.mbstd = cfg.d_mbstd
         self.blocks = nn.Sequential(*[
-            DownBlock(widths[i], widths[i + 1], cfg.d_norm, first=i == 0) for i in range(N_UP)
+            DownBlock(widths[i] + (i == N_UP - 1 and self.mbstd > 0), widths[i + 1], cfg.d_norm,
+                      first=i == 0)
+            for i in range(N_UP)
         ])
         # The head is spectrally normalised under either d_norm: an unconstrained projection
         # embedding let the logits run away (|logit| ~ 50 within 20 epochs with batch norm).
@@ -180,6 +207,11 @@ class Discriminator(nn.Module):
         # AC-GAN head, on features of the spectrogram with a blank label plane: with the claimed
         # label's plane it could read the answer off the plane instead of the sound.
         self.classify = sn(nn.Linear(widths[-1], n_classes)) if cfg.aux_weight > 0 else None
+        # TAC-GAN's twin head (Gong et al. 2019): the same question asked of fakes only. G is
+        # pushed away from fakes it finds easy, which cancels the AC-GAN term's pull towards
+        # one easily named prototype per class (the term alone minimises G's class entropy).
+        twin = cfg.aux_weight > 0 and cfg.aux_twin
+        self.classify_fake = sn(nn.Linear(widths[-1], n_classes)) if twin else None
 
     def features(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Sum-pooled features (B, 8*d_width) of spectrograms (B, 1, M, T) with their labels'
@@ -191,14 +223,23 @@ class Discriminator(nn.Module):
         inputs = [x, plane]
         if self.coords is not None:
             inputs.append(self.coords.expand(len(x), -1, -1, -1))
-        h = self.blocks(torch.cat(inputs, dim=1))  # (B, 8*d_width, M/16, T/16)
+        h = self.blocks[:-1](torch.cat(inputs, dim=1))  # (B, 4*d_width, M/8, T/8)
+        if self.mbstd:
+            h = minibatch_stddev(h, self.mbstd)  # (B, 4*d_width + 1, M/8, T/8)
+        h = self.blocks[-1](h)  # (B, 8*d_width, M/16, T/16)
         return h.sum(dim=(2, 3))  # sum pooling, as in SNGAN
 
-    def class_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The AC-GAN head: spectrograms (B, 1, M, T), no label → class logits (B, n_classes)."""
+    def class_logits(self, x: torch.Tensor, twin: bool = False) -> torch.Tensor:
+        """The AC-GAN head (or, with ``twin``, the TAC-GAN head trained on fakes):
+        spectrograms (B, 1, M, T), no label → class logits (B, n_classes)."""
+        return self.heads(self.features(x, None))[1 if twin else 0]
+
+    def heads(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Class logits of the AC-GAN head and of the twin head (None without one) from
+        :meth:`features` computed with a blank label plane."""
         if self.classify is None:
             raise ValueError("this discriminator has no class head (cgan.aux_weight is 0)")
-        return self.classify(self.features(x, None))
+        return self.classify(h), None if self.classify_fake is None else self.classify_fake(h)
 
     def adversarial(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Real/fake logits (B,) from :meth:`features` (B, 8*d_width)."""

@@ -168,7 +168,7 @@ def discriminator_step(state: GANState, real: torch.Tensor, labels: torch.Tensor
     ``fake`` is detached here, so G gets no gradient and its weights cannot change. With
     ``cfg.aux_weight`` > 0, D's class head also learns the real batch's labels (real clips only:
     trained on fakes too, it would reward G for fakes that are easy to tell apart rather than
-    like the real ones).
+    like the real ones); with ``cfg.aux_twin`` a twin head learns the fakes' labels.
     """
     d_real, d_fake = state.D(real, labels), state.D(fake.detach(), fake_labels)
     loss = d_loss_fn(d_real, d_fake, cfg.loss)
@@ -177,6 +177,10 @@ def discriminator_step(state: GANState, real: torch.Tensor, labels: torch.Tensor
         aux = F.cross_entropy(state.D.class_logits(real), labels)
         loss = loss + cfg.aux_weight * aux
         out["d_aux"] = aux.item()
+        if state.D.classify_fake is not None:  # TAC-GAN: the twin head learns the fakes' labels
+            twin = F.cross_entropy(state.D.class_logits(fake.detach(), twin=True), fake_labels)
+            loss = loss + cfg.aux_weight * twin
+            out["d_twin"] = twin.item()
     state.opt_d.zero_grad(set_to_none=True)
     loss.backward()
     state.opt_d.step()
@@ -190,8 +194,8 @@ def generator_step(state: GANState, fake: torch.Tensor, fake_labels: torch.Tenso
 
     D's weights are frozen for the backward pass (no gradient, no step): the gradient flows
     through D into the fakes only. The loss adds ``mode_seeking`` × the MSGAN penalty and
-    ``aux_weight`` × the cross-entropy of D's class head on the fakes' intended labels; the
-    averaged generator (if any) then follows G.
+    ``aux_weight`` × the cross-entropy of D's class head on the fakes' intended labels (minus
+    the twin head's, with ``aux_twin``: TAC-GAN); the averaged generator (if any) then follows G.
     """
     state.D.requires_grad_(False)  # also saves D's weight-gradient work
     try:
@@ -200,9 +204,14 @@ def generator_step(state: GANState, fake: torch.Tensor, fake_labels: torch.Tenso
         loss = adv + mode_seeking_weight(cfg) * ms
         out = {"g_loss": adv.item(), "mode_seeking": ms.item()}
         if cfg.aux_weight > 0:
-            aux = F.cross_entropy(state.D.class_logits(fake), fake_labels)
+            named, twin = state.D.heads(state.D.features(fake, None))
+            aux = F.cross_entropy(named, fake_labels)
             loss = loss + cfg.aux_weight * aux
             out["g_aux"] = aux.item()
+            if twin is not None:  # TAC-GAN: away from fakes the twin head names easily
+                twin_ce = F.cross_entropy(twin, fake_labels)
+                loss = loss - cfg.aux_weight * twin_ce
+                out["g_twin"] = twin_ce.item()
         state.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         state.opt_g.step()
@@ -221,7 +230,7 @@ def train_step(state: GANState, real: torch.Tensor, labels: torch.Tensor,
 
     Returns ``d_loss``, ``g_loss``, ``mode_seeking``, the mean D logits on the real and fake
     batches and, with ``aux_weight`` > 0, the class-head losses ``d_aux`` (real) and ``g_aux``
-    (fakes).
+    (fakes), and with ``aux_twin`` the twin head's losses ``d_twin`` and ``g_twin`` (fakes).
     """
     state.G.train(), state.D.train()
     z, fake_labels = sample_inputs(state, real.shape[0], cfg.z_dim)
