@@ -257,7 +257,7 @@ class CGANConfig:
     aux_weight: float = bounded(1.0, 0.0)  # AC-GAN class loss on D (real clips) and G (fakes)
     aux_twin: bool = False  # TAC-GAN: a twin class head on fakes whose loss G maximises
     d_coords: bool = True  # D also sees fixed time and mel-bin ramps (where a sound sits)
-    d_mbstd: int = bounded(4, 0)  # minibatch-stddev group size before D's last block; 0 = off
+    d_mbstd: int = bounded(0, 0)  # minibatch-stddev group size before D's last block (4 on FSDD)
     ema: float = bounded(0.999, 0.0, 1.0, open_high=True)  # averaged G, sampled from; 0 = off
     standing_batches: int = bounded(100, 0)  # batches re-estimating the sampler's BN statistics
     device: str = "auto"

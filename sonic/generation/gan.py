@@ -13,7 +13,8 @@ and frequency is visible to it (on FSDD: judge accuracy of the samples 0.89–0.
 With ``cgan.d_mbstd`` it also sees how spread out each small group of samples is (ProGAN's
 minibatch standard deviation), which keeps the mode-seeking term from being its only defence
 against collapse (on FSDD: noise bursts 5–7 % → 1–3 % of samples, CAS 75–78 % → 75–85 % of
-the real-trained accuracy on seeds 1–3). With
+the real-trained accuracy on seeds 1–3; on the demo set it cost judge accuracy, 0.78 → 0.66,
+so it is off by default). With
 ``cgan.aux_weight`` > 0, D also has a class head (AC-GAN, Odena et al. 2017) trained on real clips
 only; the generator is then pushed towards spectrograms that head assigns to the asked class. With
 ``cgan.aux_twin`` a twin head learns the fakes' labels and the generator maximises its loss
