@@ -12,8 +12,8 @@ ramps over frames and mel bins (CoordConv, Liu et al. 2018), so the position of 
 and frequency is visible to it (on FSDD: judge accuracy of the samples 0.89–0.90 → 0.93–0.94).
 With ``cgan.d_mbstd`` it also sees how spread out each small group of samples is (ProGAN's
 minibatch standard deviation), which keeps the mode-seeking term from being its only defence
-against collapse (on FSDD: noise bursts 5–7 % → 1–3 % of samples, CAS 75–78 % → 75–85 % of
-the real-trained accuracy on seeds 1–3; on the demo set it cost judge accuracy, 0.78 → 0.66,
+against collapse (on FSDD, seeds 0–3: noise bursts 5–7 % → 1–3 % of samples, CAS 78 % → 83 %
+of the real-trained accuracy on average; on the demo set it cost judge accuracy, 0.78 → 0.66,
 so it is off by default). With
 ``cgan.aux_weight`` > 0, D also has a class head (AC-GAN, Odena et al. 2017) trained on real clips
 only; the generator is then pushed towards spectrograms that head assigns to the asked class. With
@@ -214,8 +214,8 @@ class Discriminator(nn.Module):
         # label's plane it could read the answer off the plane instead of the sound.
         self.classify = sn(nn.Linear(widths[-1], n_classes)) if cfg.aux_weight > 0 else None
         # TAC-GAN's twin head (Gong et al. 2019): the same question asked of fakes only. G is
-        # pushed away from fakes it finds easy, which cancels the AC-GAN term's pull towards
-        # one easily named prototype per class (the term alone minimises G's class entropy).
+        # pushed away from fakes it finds easy, meant to cancel the AC-GAN term's pull towards
+        # one easily named prototype per class (on FSDD it made noisier samples instead).
         twin = cfg.aux_weight > 0 and cfg.aux_twin
         self.classify_fake = sn(nn.Linear(widths[-1], n_classes)) if twin else None
 
