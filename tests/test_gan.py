@@ -8,6 +8,7 @@ from sonic.config import CGANConfig
 from sonic.generation.gan import Discriminator, Generator, UpBlock, minibatch_stddev
 from sonic.generation.trainer import (
     checkpoint,
+    diff_augment,
     discriminator_step,
     fixed_grid,
     generate,
@@ -329,3 +330,51 @@ def test_standing_statistics_are_the_samplers_own_and_leave_the_state_alone():
 
     off = sampling_generator(state, CGANConfig(**{**cfg.__dict__, "standing_batches": 0}))
     assert torch.equal(off.fc_norm.bn.running_mean, before["fc_norm.bn.running_mean"])
+
+
+def test_diff_augment_shifts_and_masks_each_clip_and_passes_the_gradient():
+    """Every cell of an augmented clip is either silence or the cell of the same mel bin a
+    shift of at most T/8 frames earlier; with p = 1 each clip also loses one time band of T/8
+    frames and one mel band of M/8 bins; the gradient reaches exactly the cells still shown;
+    p = 0 is the identity and draws nothing."""
+    b, m, t, floor = 64, 16, 40, -5.0
+    code = (1000 * torch.arange(m)[:, None] + torch.arange(t)[None] + 1).float()  # unique > 0
+    x = code.expand(b, 1, m, t).clone().requires_grad_(True)
+    rng = torch.Generator().manual_seed(0)
+    before = rng.get_state()
+    assert diff_augment(x, 0.0, rng, floor) is x and torch.equal(rng.get_state(), before)
+
+    out = diff_augment(x, 1.0, rng, floor)
+    again = diff_augment(x, 1.0, torch.Generator().manual_seed(0), floor)
+    assert torch.equal(out, again)  # the same draws give the same clips
+    shown = out[:, 0] != floor
+    bins, frames = out[:, 0].detach() // 1000, out[:, 0].detach() % 1000 - 1
+    shifts = set()
+    for i in range(b):
+        assert torch.equal(bins[i][shown[i]], torch.arange(m)[:, None].expand(m, t)[shown[i]])
+        shift = (torch.arange(t)[None].expand(m, t) - frames[i])[shown[i]].unique()
+        assert len(shift) == 1 and abs(shift.item()) <= t // 8
+        shifts.add(shift.item())
+        assert (~shown[i]).all(dim=0).sum() >= t // 8  # a masked time band
+        assert (~shown[i]).all(dim=1).sum() >= m // 8  # a masked mel band
+    assert len(shifts) > 4  # clips are shifted independently
+    out.sum().backward()
+    assert x.grad.sum() == shown.sum()  # one unit of gradient per cell still shown
+
+    half = diff_augment(x.detach(), 0.5, rng, floor)
+    untouched = (half == x.detach()).flatten(1).all(1).float().mean()
+    assert 0.03 < untouched < 0.3  # no op on a clip: 0.5 ** 3 = 0.125 expected
+
+
+def test_augmenting_the_discriminators_view_trains_and_resumes_deterministically():
+    cfg = CGANConfig(**{**TINY.__dict__, "d_augment": 0.5})
+    data, labels = torch.randn(8, 1, 16, 20), torch.tensor([0, 1] * 4)
+    runs = []
+    for _ in range(2):
+        state = make_state(cfg, 2, 16, 20, LO, HI)
+        history = train_cgan(state, data, labels, cfg)
+        runs.append((history, state.G.state_dict()))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(v, runs[1][1][k]) for k, v in runs[0][1].items())
+    plain = make_state(TINY, 2, 16, 20, LO, HI)
+    assert train_cgan(plain, data, labels, TINY) != runs[0][0]

@@ -159,6 +159,39 @@ def sample_inputs(state: GANState, n: int, z_dim: int) -> tuple[torch.Tensor, to
     return z.to(state.device), y.to(state.device)
 
 
+def diff_augment(x: torch.Tensor, p: float, rng: torch.Generator, floor: float) -> torch.Tensor:
+    """DiffAugment (Zhao et al., 2020) for spectrograms (B, 1, M, T), as the discriminator sees
+    them. Each clip independently gets, each with chance ``p``: a shift in time by up to T/8
+    frames either way, one time mask of T/8 frames and one mel band of M/8 bins; vacated and
+    masked cells read ``floor`` (silence). Real and fake clips pass through the same random
+    operations and the gradient flows through them, so D stops memorising the few real clips
+    it has while G is still matched to the un-augmented clips (ADA's "non-leaking" needs
+    ``p`` < 1). ``p`` = 0 returns ``x`` itself and draws nothing from ``rng``.
+    """
+    if p <= 0:
+        return x
+    b, _, m, t = x.shape
+    tw, mw = max(1, t // 8), max(1, m // 8)
+    on = torch.rand(b, 3, generator=rng) < p  # (B, 3): shift, time mask, mel band
+    shift = torch.randint(-tw, tw + 1, (b,), generator=rng) * on[:, 0]
+    t0 = torch.randint(0, t - tw + 1, (b, 1), generator=rng)
+    m0 = torch.randint(0, m - mw + 1, (b, 1), generator=rng)
+    frames, bins = torch.arange(t)[None], torch.arange(m)[None]  # (1, T), (1, M)
+    src = frames - shift[:, None]  # (B, T): the input frame each output frame shows
+    keep_t = (src >= 0) & (src < t) & ~(on[:, 1:2] & (frames >= t0) & (frames < t0 + tw))
+    keep_m = ~(on[:, 2:3] & (bins >= m0) & (bins < m0 + mw))  # (B, M)
+    idx = src.clamp(0, t - 1)[:, None, None, :].expand(b, 1, m, t).to(x.device)
+    keep = (keep_m[:, None, :, None] & keep_t[:, None, None, :]).to(x.device)  # (B, 1, M, T)
+    return torch.where(keep, x.gather(3, idx), x.new_tensor(floor))
+
+
+def seen_by_d(state: GANState, x: torch.Tensor, cfg: CGANConfig) -> torch.Tensor:
+    """Spectrograms (B, 1, M, T) as D is shown them: through :func:`diff_augment` with
+    ``cfg.d_augment`` (draws from the state's RNG, so a resumed run augments as an
+    uninterrupted one), silence being the generator's floor ``lo``."""
+    return diff_augment(x, cfg.d_augment, state.rng, state.G.lo.item())
+
+
 # --------------------------------------------------------------------------------------- steps
 def discriminator_step(state: GANState, real: torch.Tensor, labels: torch.Tensor,
                        fake: torch.Tensor, fake_labels: torch.Tensor,
@@ -170,7 +203,8 @@ def discriminator_step(state: GANState, real: torch.Tensor, labels: torch.Tensor
     trained on fakes too, it would reward G for fakes that are easy to tell apart rather than
     like the real ones); with ``cfg.aux_twin`` a twin head learns the fakes' labels.
     """
-    d_real, d_fake = state.D(real, labels), state.D(fake.detach(), fake_labels)
+    real, fake = seen_by_d(state, real, cfg), seen_by_d(state, fake.detach(), cfg)
+    d_real, d_fake = state.D(real, labels), state.D(fake, fake_labels)
     loss = d_loss_fn(d_real, d_fake, cfg.loss)
     out = {"d_loss": loss.item(), "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
     if cfg.aux_weight > 0:
@@ -178,7 +212,7 @@ def discriminator_step(state: GANState, real: torch.Tensor, labels: torch.Tensor
         loss = loss + cfg.aux_weight * aux
         out["d_aux"] = aux.item()
         if state.D.classify_fake is not None:  # TAC-GAN: the twin head learns the fakes' labels
-            twin = F.cross_entropy(state.D.class_logits(fake.detach(), twin=True), fake_labels)
+            twin = F.cross_entropy(state.D.class_logits(fake, twin=True), fake_labels)
             loss = loss + cfg.aux_weight * twin
             out["d_twin"] = twin.item()
     state.opt_d.zero_grad(set_to_none=True)
@@ -199,12 +233,13 @@ def generator_step(state: GANState, fake: torch.Tensor, fake_labels: torch.Tenso
     """
     state.D.requires_grad_(False)  # also saves D's weight-gradient work
     try:
-        adv = g_loss_fn(state.D(fake, fake_labels), cfg.loss)
+        seen = seen_by_d(state, fake, cfg)  # D judges augmented fakes; diversity is G's own
+        adv = g_loss_fn(state.D(seen, fake_labels), cfg.loss)
         ms = mode_seeking_penalty(fake, z)
         loss = adv + mode_seeking_weight(cfg) * ms
         out = {"g_loss": adv.item(), "mode_seeking": ms.item()}
         if cfg.aux_weight > 0:
-            named, twin = state.D.heads(state.D.features(fake, None))
+            named, twin = state.D.heads(state.D.features(seen, None))
             aux = F.cross_entropy(named, fake_labels)
             loss = loss + cfg.aux_weight * aux
             out["g_aux"] = aux.item()
