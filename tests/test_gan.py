@@ -5,10 +5,9 @@ import pytest
 import torch
 
 from sonic.config import CGANConfig
-from sonic.generation.gan import Discriminator, Generator, UpBlock, minibatch_stddev
+from sonic.generation.gan import Discriminator, Generator, UpBlock, diff_augment, minibatch_stddev
 from sonic.generation.trainer import (
     checkpoint,
-    diff_augment,
     discriminator_step,
     fixed_grid,
     generate,
@@ -217,6 +216,9 @@ def test_the_twin_head_learns_the_fakes_labels_and_the_generator_climbs_its_loss
     with torch.no_grad():
         assert (state.D.class_logits(fake, twin=True).argmax(1) == y).all()
     assert any(k.startswith("classify_fake") for k in state.D.state_dict())
+    plain_d = Discriminator(CGANConfig(embed_dim=8, d_width=8), 2, 16, 20)
+    with pytest.raises(ValueError, match="no twin head"):
+        plain_d.class_logits(real, twin=True)
 
     without = make_state(cfg, n_classes=2, n_mels=16, n_frames=20, lo=LO, hi=HI)
     without.G.load_state_dict(state.G.state_dict()), without.D.load_state_dict(state.D.state_dict())

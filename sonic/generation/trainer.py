@@ -19,7 +19,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from tqdm import tqdm
 
 from sonic.config import CGANConfig
-from sonic.generation.gan import Discriminator, Generator
+from sonic.generation.gan import Discriminator, Generator, diff_augment
 from sonic.training.data import MelSet
 from sonic.training.resume import ResumeFile, epoch_seed
 
@@ -157,32 +157,6 @@ def sample_inputs(state: GANState, n: int, z_dim: int) -> tuple[torch.Tensor, to
     z = torch.randn(n, z_dim, generator=state.rng)
     y = torch.randint(0, state.n_classes, ((n + 1) // 2,), generator=state.rng).repeat(2)[:n]
     return z.to(state.device), y.to(state.device)
-
-
-def diff_augment(x: torch.Tensor, p: float, rng: torch.Generator, floor: float) -> torch.Tensor:
-    """DiffAugment (Zhao et al., 2020) for spectrograms (B, 1, M, T), as the discriminator sees
-    them. Each clip independently gets, each with chance ``p``: a shift in time by up to T/8
-    frames either way, one time mask of T/8 frames and one mel band of M/8 bins; vacated and
-    masked cells read ``floor`` (silence). Real and fake clips pass through the same random
-    operations and the gradient flows through them, so D stops memorising the few real clips
-    it has while G is still matched to the un-augmented clips (ADA's "non-leaking" needs
-    ``p`` < 1). ``p`` = 0 returns ``x`` itself and draws nothing from ``rng``.
-    """
-    if p <= 0:
-        return x
-    b, _, m, t = x.shape
-    tw, mw = max(1, t // 8), max(1, m // 8)
-    on = torch.rand(b, 3, generator=rng) < p  # (B, 3): shift, time mask, mel band
-    shift = torch.randint(-tw, tw + 1, (b,), generator=rng) * on[:, 0]
-    t0 = torch.randint(0, t - tw + 1, (b, 1), generator=rng)
-    m0 = torch.randint(0, m - mw + 1, (b, 1), generator=rng)
-    frames, bins = torch.arange(t)[None], torch.arange(m)[None]  # (1, T), (1, M)
-    src = frames - shift[:, None]  # (B, T): the input frame each output frame shows
-    keep_t = (src >= 0) & (src < t) & ~(on[:, 1:2] & (frames >= t0) & (frames < t0 + tw))
-    keep_m = ~(on[:, 2:3] & (bins >= m0) & (bins < m0 + mw))  # (B, M)
-    idx = src.clamp(0, t - 1)[:, None, None, :].expand(b, 1, m, t).to(x.device)
-    keep = (keep_m[:, None, :, None] & keep_t[:, None, None, :]).to(x.device)  # (B, 1, M, T)
-    return torch.where(keep, x.gather(3, idx), x.new_tensor(floor))
 
 
 def seen_by_d(state: GANState, x: torch.Tensor, cfg: CGANConfig) -> torch.Tensor:
