@@ -20,6 +20,7 @@ from sonic.generation.trainer import (
     train_cgan,
     train_step,
 )
+from sonic.training.resume import ResumeFile
 
 LO, HI = -1.7, 2.1  # a normalised range like the classifiers' (-top_db and 0 dB, standardised)
 TINY = CGANConfig(z_dim=16, embed_dim=8, g_width=16, d_width=8, batch_size=4, epochs=2)
@@ -368,15 +369,24 @@ def test_diff_augment_shifts_and_masks_each_clip_and_passes_the_gradient():
     assert 0.03 < untouched < 0.3  # no op on a clip: 0.5 ** 3 = 0.125 expected
 
 
-def test_augmenting_the_discriminators_view_trains_and_resumes_deterministically():
+def test_augmenting_the_discriminators_view_trains_and_resumes_deterministically(tmp_path, capsys):
+    """With ``d_augment`` the augmentations come from the state's RNG: two runs agree, a run
+    stopped after epoch 1 and resumed agrees with an uninterrupted one, and the losses differ
+    from a run that shows D the clips as they are."""
     cfg = CGANConfig(**{**TINY.__dict__, "d_augment": 0.5})
     data, labels = torch.randn(8, 1, 16, 20), torch.tensor([0, 1] * 4)
     runs = []
     for _ in range(2):
         state = make_state(cfg, 2, 16, 20, LO, HI)
-        history = train_cgan(state, data, labels, cfg)
-        runs.append((history, state.G.state_dict()))
-    assert runs[0][0] == runs[1][0]
-    assert all(torch.equal(v, runs[1][1][k]) for k, v in runs[0][1].items())
+        runs.append((train_cgan(state, data, labels, cfg), state.G.state_dict()))
+    resume = ResumeFile(tmp_path / "state.pt", "key")
+    first = CGANConfig(**{**cfg.__dict__, "epochs": 1})
+    train_cgan(make_state(first, 2, 16, 20, LO, HI), data, labels, first, resume=resume)
+    state = make_state(cfg, 2, 16, 20, LO, HI)
+    runs.append((train_cgan(state, data, labels, cfg, resume=resume), state.G.state_dict()))
+    assert "resuming after epoch 1" in capsys.readouterr().out
+    for history, weights in runs[1:]:
+        assert history == runs[0][0]
+        assert all(torch.equal(v, weights[k]) for k, v in runs[0][1].items())
     plain = make_state(TINY, 2, 16, 20, LO, HI)
     assert train_cgan(plain, data, labels, TINY) != runs[0][0]
