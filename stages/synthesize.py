@@ -17,7 +17,7 @@ from sonic.generation.inverter import load_inverter
 from sonic.generation.plots import save_grid
 from sonic.generation.synthesize import (RealSets, headline, invert_all, quality_report,
                                          roundtrip_mels, sample_like, sample_per_class)
-from sonic.generation.trainer import load_generator
+from sonic.generation.state import load_generator
 from sonic.runtime import atomic_path, pick_device, seed_everything
 from sonic.training.checkpoint import load_classifier
 from sonic.training.report import open_live, rounded, write_details

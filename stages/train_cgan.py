@@ -16,8 +16,9 @@ import sonic
 from sonic.config import load_params
 from sonic.generation.invert import mel_db_to_wave
 from sonic.generation.plots import save_grid
-from sonic.generation.trainer import (checkpoint, fixed_grid, generate, make_state,
-                                      sampling_generator, train_cgan)
+from sonic.generation.state import (checkpoint, fixed_grid, generate, make_state,
+                                    sampling_generator)
+from sonic.generation.trainer import train_cgan
 from sonic.runtime import atomic_path, pick_device, seed_everything
 from sonic.training.data import load_classifier_data
 from sonic.training.report import open_live, rounded, write_details

@@ -244,7 +244,8 @@ def train_small_models(root: Path) -> SimpleNamespace:
 
     from sonic.audio.layouts import discover
     from sonic.features.extract import extract
-    from sonic.generation.trainer import checkpoint, make_state, train_cgan
+    from sonic.generation.state import checkpoint, make_state
+    from sonic.generation.trainer import train_cgan
     from sonic.models import build_model
     from sonic.training.checkpoint import save_checkpoint
     from sonic.training.data import MelSet

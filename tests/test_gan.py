@@ -6,17 +6,19 @@ import torch
 
 from sonic.config import CGANConfig
 from sonic.generation.gan import Discriminator, Generator, UpBlock, diff_augment, minibatch_stddev
-from sonic.generation.trainer import (
+from sonic.generation.state import (
     checkpoint,
-    discriminator_step,
     fixed_grid,
     generate,
-    generator_step,
     load_generator,
     make_state,
+    sampling_generator,
+)
+from sonic.generation.trainer import (
+    discriminator_step,
+    generator_step,
     mode_seeking_penalty,
     sample_inputs,
-    sampling_generator,
     train_cgan,
     train_step,
 )

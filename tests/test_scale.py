@@ -151,7 +151,8 @@ GAN_RUN = textwrap.dedent("""
     from pathlib import Path
     import numpy as np, torch
     from sonic.config import CGANConfig
-    from sonic.generation.trainer import make_state, train_cgan
+    from sonic.generation.state import make_state
+    from sonic.generation.trainer import train_cgan
     from sonic.training.resume import ResumeFile
 
     resume, out, kill_at = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])

@@ -2,10 +2,12 @@
 
 - ``gan``: :class:`Generator` (resize + conv upsampling, per-class batch norm) and
   :class:`Discriminator` (projection head, optional AC-GAN class head).
-- ``trainer``: :class:`GANState`, :func:`train_step` ((1) discriminator, (2) generator, then
-  the weights' moving average) and the epoch loop :func:`train_cgan`;
+- ``state``: :class:`GANState` (both networks and optimizers, the weights' moving average, the
+  noise RNG), its checkpoint and restore, :func:`load_generator`,
   :func:`sampling_generator` (standing batch-norm statistics), :func:`fixed_grid` and
   :func:`generate` for samples.
+- ``trainer``: :func:`train_step` ((1) discriminator, (2) generator, then the moving average)
+  and the epoch loop :func:`train_cgan`.
 - ``invert``: :func:`mel_db_to_wave` (linear magnitudes, then (fast) Griffin-Lim).
 - ``inverter``: :class:`MelInverter`, the small mel → linear-magnitude network, its training
   and its comparison with the least-squares inverse (stage ``train_inverter``).

@@ -23,7 +23,7 @@ def save_grid(specs: np.ndarray, classes: list[str] | tuple[str, ...], per_class
     Parameters
     ----------
     specs : array (n_classes * per_class, n_mels, T) (a singleton channel axis is dropped),
-        ordered class by class as :func:`sonic.generation.trainer.fixed_grid` makes them. Any
+        ordered class by class as :func:`sonic.generation.state.fixed_grid` makes them. Any
         scale (dB or normalised); one colour scale is shared by all panels so rows compare.
     """
     specs = np.asarray(specs)

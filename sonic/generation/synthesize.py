@@ -16,7 +16,7 @@ from sonic.generation.gan import Generator
 from sonic.generation.invert import mel_db_to_wave
 from sonic.generation.quality import (bootstrap, bootstrap_runs, conditional_accuracy, copy_rate,
                                      frechet_interval, inception_score)
-from sonic.generation.trainer import fixed_grid, generate
+from sonic.generation.state import fixed_grid, generate
 from sonic.training.checkpoint import Classifier
 
 

@@ -11,7 +11,7 @@ import torch
 
 from sonic.config import FeatureConfig
 from sonic.generation.invert import mel_db_to_wave
-from sonic.generation.trainer import generate, load_generator
+from sonic.generation.state import generate, load_generator
 
 
 class UnknownClassError(LookupError):
