@@ -153,8 +153,8 @@ def checkpoint(state: GANState, cfg: CGANConfig) -> dict:
 
 def load_generator(ckpt: dict, device: torch.device | str = "cpu") -> Generator:
     """Rebuild the generator to sample from, in eval mode, from a :func:`checkpoint` dict:
-    ``G_sample`` (:func:`sampling_generator`, which stage ``train_cgan`` adds to its final checkpoint)
-    where present, else the moving average, else G."""
+    ``G_sample`` (:func:`sampling_generator`, which stage ``train_cgan`` adds to its final
+    checkpoint) where present, else the moving average, else G."""
     G = Generator(CGANConfig(**ckpt["cfg"]), ckpt["n_classes"], ckpt["n_mels"],
                   ckpt["n_frames"], ckpt["lo"], ckpt["hi"])
     for key in ("G_sample", "G_ema", "G"):
