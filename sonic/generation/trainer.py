@@ -177,8 +177,9 @@ def train_cgan(state: GANState, data: MelSet | torch.Tensor | np.ndarray,
         scale), streamed batch by batch; or an (N, 1, n_mels, n_frames) array with ``labels``.
     labels : (N,) int class indices when ``data`` is an array; None for a MelSet.
     on_epoch : called as ``on_epoch(epoch, state, record)`` after each epoch (1-based), e.g. to
-        save a picture of :func:`~sonic.generation.state.fixed_grid` samples every ``cfg.sample_every`` epochs. Epochs
-        restored from ``resume`` are passed again first, with ``record["restored"] = True``.
+        save a picture of :func:`~sonic.generation.state.fixed_grid` samples every
+        ``cfg.sample_every`` epochs. Epochs restored from ``resume`` are passed again first,
+        with ``record["restored"] = True``.
     resume : after every epoch the whole state (both networks and optimizers, the noise RNG,
         the history and ``keep``) is saved there; a matching saved state is continued from.
     keep : anything ``on_epoch`` wants back after a resume (e.g. the grids it drew); saved with
