@@ -259,6 +259,7 @@ class CGANConfig:
     d_coords: bool = True  # D also sees fixed time and mel-bin ramps (where a sound sits)
     d_mbstd: int = bounded(0, 0)  # minibatch-stddev group size before D's last block (4 on FSDD)
     d_augment: float = bounded(0.0, 0.0, 1.0)  # DiffAugment: chance of each op on each clip D sees
+    d_augment_ops: tuple[Literal["shift", "time", "mel"], ...] = ("shift", "time", "mel")  # its ops
     ema: float = bounded(0.999, 0.0, 1.0, open_high=True)  # averaged G, sampled from; 0 = off
     standing_batches: int = bounded(100, 0)  # batches re-estimating the sampler's BN statistics
     device: str = "auto"

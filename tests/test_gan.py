@@ -371,6 +371,26 @@ def test_diff_augment_shifts_and_masks_each_clip_and_passes_the_gradient():
     assert 0.03 < untouched < 0.3  # no op on a clip: 0.5 ** 3 = 0.125 expected
 
 
+def test_diff_augment_leaves_out_the_ops_not_named_and_draws_the_same():
+    """Without ``"time"`` no clip loses a time band (only the frames a shift vacates go silent)
+    and every other cell is what the three ops would have made; with ``"shift"`` only, no mel
+    band is masked either."""
+    b, m, t, floor = 32, 16, 40, -5.0
+    x = (1000 * torch.arange(m)[:, None] + torch.arange(t)[None] + 1).float().expand(b, 1, m, t)
+    every = diff_augment(x, 1.0, torch.Generator().manual_seed(3), floor)
+    no_time = diff_augment(x, 1.0, torch.Generator().manual_seed(3), floor, ("shift", "mel"))
+    shift = diff_augment(x, 1.0, torch.Generator().manual_seed(3), floor, ("shift",))
+    assert torch.equal(no_time[every != floor], every[every != floor])  # same shift, same band
+    for i in range(b):
+        silent_frames = (shift[i, 0] == floor).all(dim=0)
+        vacated = silent_frames.sum().item()
+        assert vacated <= t // 8  # the frames a shift vacates, at one end
+        assert silent_frames[:vacated].all() or silent_frames[t - vacated:].all()
+        assert not (shift[i, 0] == floor).all(dim=1).any()  # no mel band masked
+        assert torch.equal((no_time[i, 0] == floor).all(dim=0), silent_frames)  # no time band
+        assert (no_time[i, 0] == floor).all(dim=1).sum() == m // 8  # the mel band
+
+
 def test_augmenting_the_discriminators_view_trains_and_resumes_deterministically(tmp_path, capsys):
     """With ``d_augment`` the augmentations come from the state's RNG: two runs agree, a run
     stopped after epoch 1 and resumed agrees with an uninterrupted one, and the losses differ

@@ -177,20 +177,27 @@ def minibatch_stddev(h: torch.Tensor, group: int) -> torch.Tensor:
     return torch.cat([h, sd], dim=1)
 
 
-def diff_augment(x: torch.Tensor, p: float, rng: torch.Generator, floor: float) -> torch.Tensor:
+AUGMENT_OPS = ("shift", "time", "mel")  # the columns of diff_augment's draws, in order
+
+
+def diff_augment(x: torch.Tensor, p: float, rng: torch.Generator, floor: float,
+                 ops: tuple[str, ...] = AUGMENT_OPS) -> torch.Tensor:
     """DiffAugment (Zhao et al., 2020) for spectrograms (B, 1, M, T), as the discriminator sees
     them. Each clip independently gets, each with chance ``p``: a shift in time by up to T/8
-    frames either way, one time mask of T/8 frames and one mel band of M/8 bins; vacated and
-    masked cells read ``floor`` (silence). Real and fake clips pass through the same random
-    operations and the gradient flows through them, so D stops memorising the few real clips
-    it has while G is still matched to the un-augmented clips (ADA's "non-leaking" needs
-    ``p`` < 1). ``p`` = 0 returns ``x`` itself and draws nothing from ``rng``.
+    frames either way (``"shift"``), one time mask of T/8 frames (``"time"``) and one mel band
+    of M/8 bins (``"mel"``), those named in ``ops``; vacated and masked cells read ``floor``
+    (silence). Real and fake clips pass through the same random operations and the gradient
+    flows through them, so D stops memorising the few real clips it has while G is still
+    matched to the un-augmented clips (ADA's "non-leaking" needs ``p`` < 1). The draws do not
+    depend on ``ops``: leaving an op out changes nothing else. ``p`` = 0 returns ``x`` itself
+    and draws nothing from ``rng``.
     """
     if p <= 0:
         return x
     b, _, m, t = x.shape
     tw, mw = max(1, t // 8), max(1, m // 8)
     on = torch.rand(b, 3, generator=rng) < p  # (B, 3): shift, time mask, mel band
+    on &= torch.tensor([op in ops for op in AUGMENT_OPS])
     shift = torch.randint(-tw, tw + 1, (b,), generator=rng) * on[:, 0]
     t0 = torch.randint(0, t - tw + 1, (b, 1), generator=rng)
     m0 = torch.randint(0, m - mw + 1, (b, 1), generator=rng)

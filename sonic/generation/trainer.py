@@ -73,9 +73,9 @@ def sample_inputs(state: GANState, n: int, z_dim: int) -> tuple[torch.Tensor, to
 
 def seen_by_d(state: GANState, x: torch.Tensor, cfg: CGANConfig) -> torch.Tensor:
     """Spectrograms (B, 1, M, T) as D is shown them: through :func:`diff_augment` with
-    ``cfg.d_augment`` (draws from the state's RNG, so a resumed run augments as an
-    uninterrupted one), silence being the generator's floor ``lo``."""
-    return diff_augment(x, cfg.d_augment, state.rng, state.G.lo.item())
+    ``cfg.d_augment`` and ``cfg.d_augment_ops`` (draws from the state's RNG, so a resumed run
+    augments as an uninterrupted one), silence being the generator's floor ``lo``."""
+    return diff_augment(x, cfg.d_augment, state.rng, state.G.lo.item(), cfg.d_augment_ops)
 
 
 # --------------------------------------------------------------------------------------- steps
