@@ -17,9 +17,11 @@ of the real-trained accuracy on average; on the demo set it cost judge accuracy,
 so it is off by default). Its input can pass through DiffAugment first (``cgan.d_augment``,
 :func:`diff_augment`, applied by the trainer to real and generated clips alike): with ESC-10's 290
 training clips D otherwise memorises them (its class head's training loss 0.07–0.09, 0.36–0.38
-with it) and CAS rose from 66 % to 78–88 % of the real-trained accuracy; on FSDD's 2160 clips
-(seeds 0–3) it lowered the inception score from 97 % to 89 % of real and left CAS within the
-seeds' spread (83 % → 80 % on average), on the demo set it was mixed, so it is off by default. With
+with it) and CAS rose from 66 % to 78–88 % of the real-trained accuracy; on FSDD it is what lets
+a longer schedule help (120 epochs: CAS 84–88 % of real-trained on seeds 0–3, where 80 epochs
+without it gave 75–90 % and 120 without it 55 %). Its time mask leaks: the generator learns
+to leave silent gaps inside words (FSDD 0–6.5 % of samples, real 0.07 %), which
+``cgan.d_augment_ops`` can leave out; on the demo set it was mixed, so it is off by default. With
 ``cgan.aux_weight`` > 0, D also has a class head (AC-GAN, Odena et al. 2017) trained on real clips
 only; the generator is then pushed towards spectrograms that head assigns to the asked class. With
 ``cgan.aux_twin`` a twin head learns the fakes' labels and the generator maximises its loss
