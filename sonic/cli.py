@@ -4,7 +4,9 @@
 
     sonic predict PATH... [--model cnn|resnet|ensemble|FILE.pt] [--top-k K]
                   [--format table|json|csv] [--window SECONDS] [--hop SECONDS]
+                  [--max-seconds SECONDS]
     sonic serve   [--host 127.0.0.1] [--port 8000] [--models ...] [--generator FILE]
+                  [--token TOKEN] [--max-seconds SECONDS] [--max-decoders N]
     sonic export  --format onnx [--model cnn|resnet|FILE.pt] --out FILE.onnx
     sonic bench   ...   (python -m sonic.bench)
     sonic cv      ...   (python -m sonic.cv)
@@ -16,11 +18,13 @@ predicted), 2 when nothing could run (bad arguments, no model, no input files).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_UNUSABLE = 0, 1, 2
+MAX_SECONDS_PREDICT, MAX_SECONDS_SERVE = 10_800.0, 300.0  # longest file read, seconds
 
 
 def _default_model() -> str:
@@ -58,6 +62,7 @@ def collect_files(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
 def predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from sonic.audio.io import AudioLimits
     from sonic.inference.output import WRITERS
     from sonic.inference.predictor import Predictor, UnknownModelError
     from sonic.runtime import pick_device
@@ -69,8 +74,10 @@ def predict(args: argparse.Namespace) -> int:
         print("sonic predict: no input files", file=sys.stderr)
         return EXIT_UNUSABLE
     try:
+        limits = AudioLimits(max_seconds=args.max_seconds, hint="sonic predict --max-seconds")
         predictor = Predictor.load(args.model or _default_model(), args.models_dir,
-                                   pick_device(args.device), args.batch_size, args.precision)
+                                   pick_device(args.device), args.batch_size, args.precision,
+                                   limits)
         windowing = predictor.windowing(args.window, args.hop)
     except (FileNotFoundError, UnknownModelError, ValueError, RuntimeError) as err:
         print(f"sonic predict: {err}", file=sys.stderr)
@@ -145,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                "per core)")
     p.add_argument("--batch-size", type=_positive(int), default=16,
                    help="windows per forward (default 16)")
+    p.add_argument("--max-seconds", type=_positive(float), default=MAX_SECONDS_PREDICT,
+                   help="longest file read, refused from its header before decoding "
+                        f"(default {MAX_SECONDS_PREDICT:g} s: 3 hours)")
     _add_runtime_options(p)
     p.set_defaults(run=predict)
 
@@ -158,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
                                        "present; 'none' to serve without one)")
     s.add_argument("--max-upload-mb", type=_positive(float), default=50.0,
                    help="largest accepted upload in MB (default 50)")
+    s.add_argument("--max-seconds", type=_positive(float), default=MAX_SECONDS_SERVE,
+                   help="longest audio accepted, refused from its header before decoding "
+                        f"(default {MAX_SECONDS_SERVE:g} s)")
+    s.add_argument("--max-decoders", type=_positive(int), default=2,
+                   help="uploads decoded at the same time; others wait (default 2)")
+    s.add_argument("--token", default=os.environ.get("SONIC_TOKEN"),
+                   help="required on every request (header 'Authorization: Bearer TOKEN', or "
+                        "open /?token=TOKEN once in the browser); needed to bind a non-loopback "
+                        "--host (default: $SONIC_TOKEN, else none)")
+    s.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a further Host header value to accept, e.g. the machine's name "
+                        "(repeatable; loopback names and --host are always accepted)")
     _add_runtime_options(s)
     s.set_defaults(run=serve)
 

@@ -5,25 +5,29 @@ CLI and the HTTP routes both call it, so the two can never disagree about a file
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from sonic.audio.io import AudioLimits, probe
 from sonic.config import FeatureConfig, TrainConfig
-from sonic.inference.windows import ClipWindows, Windowing, load_windows
-from sonic.runtime import worker_pool
+from sonic.inference.windows import (ClipWindows, Windowing, decode_mono, load_windows,
+                                     read_error, window_batches)
 from sonic.training.checkpoint import Classifier, load_classifier
 from sonic.training.loop import autocast, channels_last_safe, use_bf16
+from sonic.workers import ordered_map
 
 ENSEMBLE = "ensemble"
 PIPELINE_MODELS = ("cnn", "resnet")  # data/models/<name>.pt, as dvc.yaml writes them
+LONG_SECONDS = 60.0  # longer files are scored in batches of windows in this process
+WORKER_DIED = ("the decoding process died while reading this file (killed by the system, e.g. "
+               "out of memory); the other files were still read: check this one alone")
 
 
 class UnknownModelError(LookupError):
@@ -100,6 +104,7 @@ class Predictor:
     default : the model used when a call names none: a key of ``classifiers`` or ``"ensemble"``
         (the mean of every loaded classifier's probabilities).
     batch_size : windows per forward pass.
+    limits : what a file may be before it is decoded (duration, rate, channels, amplitude).
     precision : ``auto`` runs the models under bf16 autocast where the hardware does bf16
         natively (CUDA; CPUs with avx512_bf16 or AMX) — the rule of ``train.precision: auto`` —
         and in fp32 elsewhere; ``bf16`` or ``fp32`` force one. Measured on the demo models
@@ -112,6 +117,7 @@ class Predictor:
     default: str = ENSEMBLE
     batch_size: int = 16  # measured best for the CNN on CPU (16: 161 windows/s, 64: 116)
     precision: str = "auto"
+    limits: AudioLimits = AudioLimits()
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -143,7 +149,7 @@ class Predictor:
     @classmethod
     def load(cls, model: str = ENSEMBLE, models_dir: str | Path = "data/models",
              device: torch.device | str = "cpu", batch_size: int = 16,
-             precision: str = "auto") -> Predictor:
+             precision: str = "auto", limits: AudioLimits = AudioLimits()) -> Predictor:
         """Load ``cnn``, ``resnet`` or ``ensemble`` from ``models_dir`` (the pipeline's
         ``data/models``), or any checkpoint file by its path.
 
@@ -155,7 +161,7 @@ class Predictor:
             paths = [resolve_checkpoint(model, models_dir)]
         classifiers = {path.stem: load_classifier(path, device) for path in paths}
         default = model if model == ENSEMBLE else paths[0].stem
-        return cls(classifiers, default, batch_size, precision)
+        return cls(classifiers, default, batch_size, precision, limits)
 
     @property
     def classes(self) -> list[str]:
@@ -223,9 +229,20 @@ class Predictor:
 
     def predict_file(self, path: str | Path, model: str | None = None,
                      windowing: Windowing | None = None) -> Prediction:
-        """Score one file; an unusable file gives a :class:`Prediction` with ``error`` set."""
+        """Score one file in batches of windows (memory: its mono signal at the checkpoint's rate
+        and one batch); an unusable file gives a :class:`Prediction` with ``error`` set."""
         model, windowing = self.resolve(model), windowing or self.windowing()
-        return self._result(load_windows(path, self.features, windowing), model, windowing)
+        try:
+            decoded = decode_mono(path, self.features, self.limits)
+            parts = [(self.window_probs(mels, model), starts) for mels, starts in
+                     window_batches(decoded, self.features, windowing, self.batch_size)]
+        except Exception as err:  # noqa: BLE001 - one file's failure is that file's row
+            return Prediction(str(path), model, self.classes, error=read_error(err))
+        info = decoded.info
+        clip = ClipWindows(str(path), starts=np.concatenate([s for _, s in parts]),
+                           duration=info.duration, sample_rate=info.sample_rate,
+                           channels=info.channels)
+        return self._result(clip, model, windowing, np.concatenate([p for p, _ in parts]))
 
     def decoding_workers(self) -> int:
         """Decoding processes worth having: none beside the models on the CPU, where their
@@ -259,8 +276,15 @@ class Predictor:
         n_windows = 0
         bar = tqdm(total=len(paths), desc="predict", unit="file", disable=not progress)
         workers = self.decoding_workers() if workers is None else workers
-        with bar, _decoder(workers) as decode:
-            for clip in decode(_load, [(p, self.features, windowing) for p in paths]):
+        jobs = [(p, self.features, windowing, self.limits) for p in paths]
+        with bar:
+            for clip in _decode(jobs, workers):
+                if clip.deferred:  # long: scored here in batches, never sent back whole
+                    yield from flush()
+                    n_windows = 0
+                    yield self.predict_file(clip.path, model, windowing)
+                    bar.update()
+                    continue
                 pending.append(clip)
                 n_windows += 0 if clip.mels is None else len(clip.mels)
                 if n_windows >= self.batch_size:
@@ -270,18 +294,24 @@ class Predictor:
             yield from flush()
 
 
-def _load(job: tuple[str, FeatureConfig, Windowing]) -> ClipWindows:
-    return load_windows(*job)
-
-
-@contextlib.contextmanager
-def _decoder(workers: int) -> Iterator[Callable]:
-    """``map`` in this process (one worker), or an ordered ``imap`` over a forked pool."""
-    if workers <= 1:
-        yield map
-        return
-    pool = worker_pool(workers)
+def _load(job: tuple[str, FeatureConfig, Windowing, AudioLimits]) -> ClipWindows:
+    """One file's windows, or a deferred clip for a long file (only its header read)."""
+    path, features, windowing, limits = job
     try:
-        yield lambda fn, jobs: pool.imap(fn, jobs, chunksize=2)
-    finally:
-        pool.terminate()
+        if probe(path, limits).duration > LONG_SECONDS:
+            return ClipWindows(path, deferred=True)
+    except Exception as err:  # noqa: BLE001 - one file's failure is that file's row
+        return ClipWindows(path, error=read_error(err))
+    return load_windows(path, features, windowing, limits)
+
+
+def _died(job: tuple) -> ClipWindows:
+    return ClipWindows(job[0], error=WORKER_DIED)
+
+
+def _decode(jobs: list[tuple], workers: int) -> Iterator[ClipWindows]:
+    """:func:`_load` of every job in order: in this process (one worker), or over worker
+    processes where a killed one costs only its own file (:func:`sonic.workers.ordered_map`)."""
+    if workers <= 1:
+        return map(_load, jobs)
+    return ordered_map(_load, jobs, workers, _died)

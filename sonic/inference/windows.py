@@ -1,24 +1,39 @@
-"""From any audio file to the log-mel windows a trained classifier scores.
+"""From any audio file to the log-mel windows a trained classifier scores, in bounded memory.
 
-The preparation is ``extract_mels``' own, step for step: :func:`~sonic.audio.io.read_audio`
-(every format, rate and channel count it accepts, and the same errors for unusable files), the
-mean of the channels, soxr resampling to the checkpoint's rate, leading/trailing silence trimmed
-when the checkpoint's features say so, then :class:`~sonic.features.mel.LogMel`. Only the last
-step differs for long clips: instead of cropping the centre, the clip is cut into sliding
-windows and each is scored. A clip no longer than one window gives exactly one window, padded at
-the end as in training, so its log-mel is the row ``extract_mels`` stores for that file.
+The preparation is ``extract_mels``' own, step for step: :func:`~sonic.audio.io.read_blocks`
+(every format, rate and channel count ``read_audio`` accepts, the same errors for unusable files,
+and the header checked against :class:`~sonic.audio.io.AudioLimits` before decoding), the mean
+of the channels, soxr resampling to the checkpoint's rate, leading/trailing silence trimmed when
+the checkpoint's features say so, then :class:`~sonic.features.mel.LogMel`. Only the last step
+differs for long clips: instead of cropping the centre, the clip is cut into sliding windows and
+each is scored. A clip no longer than one window gives exactly one window, padded at the end as
+in training, so its log-mel is the row ``extract_mels`` stores for that file.
+
+Memory: the file is decoded block by block, mixed to mono and resampled as a stream (soxr's
+streaming resampler gives the same samples as one call), so what is held is the mono signal at
+the checkpoint's rate (88 kB per second at 22.05 kHz) plus one batch of windows' log-mels.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
+import soxr
 import torch
 
-from sonic.audio.io import BadAudioError, read_audio
+from sonic.audio.io import AudioInfo, AudioLimits, BadAudioError, read_blocks
 from sonic.config import FeatureConfig
-from sonic.features.mel import cached_logmel, fix_length, trimmed_signal
+from sonic.features.mel import AMIN, cached_logmel, fix_length, to_mono
+
+MIN_WINDOW, MAX_WINDOW = 0.1, 60.0  # seconds
+MIN_HOP_SHARE = 8  # hop >= window / 8: at most 8 windows over any sample
+MAX_WINDOWS = 20_000  # per file: 3.5 h of 5 s windows every 0.625 s
+
+
+class WindowingError(ValueError):
+    """A window or hop out of bounds, or a file that would be cut into too many windows."""
 
 
 @dataclass(frozen=True)
@@ -28,20 +43,31 @@ class Windowing:
     window: float
     hop: float
 
+    def __post_init__(self) -> None:
+        if not MIN_WINDOW <= self.window <= MAX_WINDOW:
+            raise WindowingError(f"window must be {MIN_WINDOW:g}-{MAX_WINDOW:g} s, got "
+                                 f"{self.window:g}")
+        if not self.window / MIN_HOP_SHARE <= self.hop <= MAX_WINDOW:
+            raise WindowingError(f"hop must be at least window / {MIN_HOP_SHARE} "
+                                 f"({self.window / MIN_HOP_SHARE:g} s) and at most "
+                                 f"{MAX_WINDOW:g} s, got {self.hop:g}")
+
     @classmethod
     def default(cls, features: FeatureConfig, window: float | None = None,
                 hop: float | None = None) -> Windowing:
         """``window`` defaults to ``features.duration``, ``hop`` to half the window."""
         window = features.duration if window is None else float(window)
         hop = window / 2 if hop is None else float(hop)
-        if window <= 0 or hop <= 0:
-            raise ValueError(f"window and hop must be positive seconds, got {window} and {hop}")
         return cls(window, hop)
 
 
 @dataclass
 class ClipWindows:
-    """One file, decoded and cut into windows, or the reason it could not be."""
+    """One file, decoded and cut into windows, or the reason it could not be.
+
+    ``deferred``: too long to be cut in a decoding process and sent back whole; the caller
+    scores it in batches with :func:`decode_mono` and :func:`window_batches` instead.
+    """
 
     path: str
     mels: np.ndarray | None = None  # (W, n_mels, n_frames) float32 dB, each window in [-top_db, 0]
@@ -50,6 +76,22 @@ class ClipWindows:
     sample_rate: int = 0  # Hz of the file
     channels: int = 0
     error: str | None = None
+    deferred: bool = False
+
+
+@dataclass
+class Decoded:
+    """A file as mono float32 at the checkpoint's rate, with its trimmed span."""
+
+    path: str
+    signal: np.ndarray  # (samples,) the whole file, mono, at features.sample_rate
+    start: int  # first sample kept by the trim
+    stop: int  # one past the last
+    info: AudioInfo
+
+    @property
+    def wave(self) -> np.ndarray:
+        return self.signal[self.start:self.stop]
 
 
 def window_starts(n: int, size: int, hop: int) -> np.ndarray:
@@ -71,34 +113,122 @@ def window_starts(n: int, size: int, hop: int) -> np.ndarray:
     return np.append(starts, tail) if tail > starts[-1] else starts
 
 
-@torch.no_grad()
-def windows_of(audio: np.ndarray, sr: int, features: FeatureConfig,
-               windowing: Windowing) -> tuple[np.ndarray, np.ndarray]:
-    """Decoded audio (channels, samples) at ``sr`` Hz → log-mel windows and their start times.
+def _resampled_mono(info: AudioInfo, blocks: Iterator[np.ndarray], rate: int) -> np.ndarray:
+    """(samples,) float32 mono at ``rate`` from (channels, frames) blocks at ``info``'s rate,
+    written into one preallocated array (no second copy of a long file)."""
+    stream = None if info.sample_rate == rate else soxr.ResampleStream(
+        info.sample_rate, rate, 1, dtype="float32", quality="HQ")
+    out = np.empty(int(np.ceil(info.frames * rate / info.sample_rate)) + 16, np.float32)
+    filled, extra = 0, []
+    for block in blocks:
+        mono = to_mono(block).astype(np.float32)
+        piece = mono if stream is None else stream.resample_chunk(mono, last=False)
+        filled = _append(out, filled, piece, extra)
+    if stream is not None:
+        filled = _append(out, filled, stream.resample_chunk(np.zeros(0, np.float32), last=True),
+                         extra)
+    return np.concatenate([out[:filled], *extra]) if extra else out[:filled]
 
-    Returns
-    -------
-    mels : (W, n_mels, frames) float32 dB; ``frames`` is ``features.n_frames`` when the window is
-        the checkpoint's duration.
-    starts : (W,) float64 seconds, on the file's own time axis (trimmed silence included).
-    """
-    wave, offset = trimmed_signal(audio, sr, features)  # extract_mels' steps before fix_length
+
+def _append(out: np.ndarray, filled: int, piece: np.ndarray, extra: list) -> int:
+    """Copy ``piece`` into ``out`` after ``filled`` samples (overflow, if any, into ``extra``)."""
+    fit = min(len(piece), len(out) - filled)
+    out[filled:filled + fit] = piece[:fit]
+    if fit < len(piece):
+        extra.append(piece[fit:].copy())
+    return filled + fit
+
+
+def trim_bounds_bounded(wave: np.ndarray, top_db: float, frame: int = 2048,
+                        hop: int = 512, chunk: int = 1024) -> tuple[int, int]:
+    """:func:`sonic.features.mel.trim_bounds`, the same arithmetic frame by frame, computed
+    ``chunk`` frames at a time: 16 MB at most instead of 16 kB per frame of the whole file
+    (2.5 GB for an hour at 22.05 kHz)."""
+    if len(wave) < frame:
+        return 0, len(wave)
+    padded = np.pad(wave, frame // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, frame)[::hop]
+    power = np.concatenate([np.mean(frames[i:i + chunk].astype(np.float64) ** 2, axis=1)
+                            for i in range(0, len(frames), chunk)])
+    rms_db = 10 * np.log10(np.maximum(power, AMIN))
+    loud = np.flatnonzero(rms_db > rms_db.max() - top_db)
+    if len(loud) == 0:
+        return 0, len(wave)
+    return int(loud[0] * hop), int(min(len(wave), (loud[-1] + 1) * hop))
+
+
+def decode_mono(path: str | Path, features: FeatureConfig,
+                limits: AudioLimits = AudioLimits()) -> Decoded:
+    """Decode a file in blocks to mono at ``features.sample_rate`` and find its trimmed span
+    (``extract_mels``' ``trimmed_signal``, sample for sample). Raises BadAudioError."""
+    info, blocks = read_blocks(path, limits)
+    signal = _resampled_mono(info, blocks, features.sample_rate)
+    start, stop = (trim_bounds_bounded(signal, features.trim_db) if features.trim
+                   else (0, len(signal)))
+    return Decoded(str(path), signal, start, stop, info)
+
+
+def plan_windows(decoded: Decoded, features: FeatureConfig, windowing: Windowing
+                 ) -> tuple[np.ndarray, int]:
+    """Window start samples in the trimmed wave, and the window size in samples; a file that
+    would give more than :data:`MAX_WINDOWS` windows is a BadAudioError naming it."""
     size = int(round(windowing.window * features.sample_rate))
     hop = max(1, int(round(windowing.hop * features.sample_rate)))
-    starts = window_starts(len(wave), size, hop)
-    batch = np.stack([fix_length(wave[s:s + size], size) for s in starts]).astype(np.float32)
-    mels = cached_logmel(features)(torch.from_numpy(batch)).numpy()
-    return mels, (starts + offset) / features.sample_rate
+    n = len(decoded.wave)
+    count = 1 if n <= size else (n - size) // hop + 2
+    if count > MAX_WINDOWS:
+        raise BadAudioError(decoded.path, f"would be cut into {count} windows of "
+                                          f"{windowing.window:g} s every {windowing.hop:g} s; "
+                                          f"the limit is {MAX_WINDOWS}: use a longer hop")
+    return window_starts(n, size, hop), size
 
 
-def load_windows(path: str | Path, features: FeatureConfig, windowing: Windowing) -> ClipWindows:
+@torch.no_grad()
+def window_batches(decoded: Decoded, features: FeatureConfig, windowing: Windowing,
+                   batch: int = 16) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The log-mel windows of a decoded file, ``batch`` at a time.
+
+    Yields
+    ------
+    mels : (B, n_mels, frames) float32 dB; ``frames`` is ``features.n_frames`` when the window
+        is the checkpoint's duration. Non-finite values are a BadAudioError naming the file.
+    starts : (B,) float64 seconds, on the file's own time axis (trimmed silence included).
+    """
+    starts, size = plan_windows(decoded, features, windowing)
+    wave, logmel = decoded.wave, cached_logmel(features)
+    for i in range(0, len(starts), batch):
+        part = starts[i:i + batch]
+        clips = np.stack([fix_length(wave[s:s + size], size) for s in part]).astype(np.float32)
+        mels = logmel(torch.from_numpy(clips)).numpy()
+        if not np.isfinite(mels).all():
+            raise BadAudioError(decoded.path, "its log-mel spectrogram is not finite; "
+                                              "re-export it as clean PCM")
+        yield mels, (part + decoded.start) / features.sample_rate
+
+
+def read_error(err: BaseException) -> str:
+    """The per-file reason for any error while reading one file."""
+    if isinstance(err, BadAudioError):
+        return err.reason
+    if isinstance(err, MemoryError):
+        return ("ran out of memory while decoding it; cut it into shorter files or lower the "
+                "duration limit (--max-seconds)")
+    return f"could not be read ({type(err).__name__}: {err}); convert it to WAV/FLAC or remove it"
+
+
+def load_windows(path: str | Path, features: FeatureConfig, windowing: Windowing,
+                 limits: AudioLimits = AudioLimits()) -> ClipWindows:
     """Read one file and cut it into log-mel windows; an unusable file comes back with ``error``.
 
-    Never raises for a bad file, so that one bad file among many loses nothing else.
+    Never raises for a bad file (any exception while reading it, MemoryError included, becomes
+    its ``error``), so that one bad file among many loses nothing else.
     """
     try:
-        audio, sr = read_audio(path)
-    except BadAudioError as err:
-        return ClipWindows(str(path), error=err.reason)
-    mels, starts = windows_of(audio, sr, features, windowing)
-    return ClipWindows(str(path), mels, starts, audio.shape[1] / sr, sr, audio.shape[0])
+        decoded = decode_mono(path, features, limits)
+        batches = list(window_batches(decoded, features, windowing, batch=64))
+    except Exception as err:  # noqa: BLE001 - one file's failure is that file's row
+        return ClipWindows(str(path), error=read_error(err))
+    info = decoded.info
+    return ClipWindows(str(path), np.concatenate([m for m, _ in batches]),
+                       np.concatenate([s for _, s in batches]), info.duration,
+                       info.sample_rate, info.channels)
