@@ -190,6 +190,10 @@ class TrainConfig:
     label_smoothing: float = bounded(0.1, 0.0, 1.0, open_high=True)
     mixup_alpha: float = bounded(0.2, 0.0)
     mixup_prob: float = bounded(0.3, **PROBABILITY)  # fraction of batches mixed
+    mixing: Literal["mixup", "bc"] = "mixup"  # bc: between-class mixing in the power domain
+    ema: float = bounded(0.0, 0.0, 1.0, open_high=True)  # weight-average decay per step; 0 = off
+    crop_frames: int = bounded(0, 0)  # random training crops of this many frames; 0 = whole clip
+    test_crops: int = bounded(1, 1)  # crops averaged at inference when crop_frames > 0
     freq_masks: int = bounded(2, 0)
     freq_mask_width: int = bounded(16, 0)  # mel bins, max
     time_masks: int = bounded(2, 0)
@@ -222,6 +226,7 @@ class ResNetConfig:
     blocks: tuple[int, ...] = bounded((2, 2, 2, 2), 1)  # (3, 4, 6, 3) is the ResNet-34 layout
     widths: tuple[int, ...] = bounded((32, 64, 128, 256), 1)
     dropout: float = bounded(0.5, 0.0, 1.0, open_high=True)
+    pool: Literal["avg", "avgmax"] = "avg"  # avgmax: mean over mels, then mean + max over time
     pretrained: str | None = None  # local torchvision ResNet state dict
 
 
@@ -316,6 +321,7 @@ class SynthesizeConfig:
 @dataclass(frozen=True)
 class CVConfig:
     folds: tuple[int, ...] = bounded((), 1)  # fold layouts: the folds `dvc repro` cross-validates
+    models: tuple[Literal["cnn", "resnet"], ...] = ("cnn", "resnet")  # classifiers trained per fold
 
 
 @dataclass(frozen=True)

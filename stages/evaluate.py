@@ -25,12 +25,16 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--features", type=Path, required=True)
     parser.add_argument("--split", type=Path, required=True)
-    parser.add_argument("--models", type=Path, nargs="+", required=True, help="checkpoints")
+    parser.add_argument("--models", type=Path, nargs="+", required=True,
+                        help="checkpoints, or folders holding one per cv.models name")
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder")
     args = parser.parse_args()
     params = load_params(args.params)
 
-    models = {p.stem: load_classifier(p) for p in args.models}
+    # a folder holds one checkpoint per name in cv.models (the cv_evaluate stages)
+    paths = [q for p in args.models
+             for q in ([p / f"{m}.pt" for m in params.cv.models] if p.is_dir() else [p])]
+    models = {p.stem: load_classifier(p) for p in paths}
     classes = next(iter(models.values())).classes
     feats = load_features(args.features)
     split = pd.read_csv(args.split, dtype=str, keep_default_na=False)

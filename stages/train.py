@@ -76,7 +76,8 @@ def main() -> int:
     if job.main:
         best = result.best
         save_checkpoint(args.checkpoint, args.model, keep_best(model, result), data.classes,
-                        params.features, data.mean, data.std, **best)
+                        params.features, data.mean, data.std, crop_frames=cfg.crop_frames,
+                        test_crops=cfg.test_crops, **best)
         headline = {"best_epoch": result.best_epoch, "epochs": len(result.history)}
         if "val_accuracy" in best:
             headline["val"] = {"accuracy": best["val_accuracy"], "loss": best["val_loss"]}

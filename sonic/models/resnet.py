@@ -56,8 +56,9 @@ class AudioResNet(nn.Module):
     ----------
     cfg : ResNetConfig
         ``blocks`` (BasicBlocks per stage: (2, 2, 2, 2) is ResNet-18, (3, 4, 6, 3) ResNet-34),
-        ``widths`` (channels per stage), ``dropout`` (before fc), ``pretrained`` (path of a local
-        torchvision state dict loaded by :func:`load_pretrained`, or None).
+        ``widths`` (channels per stage), ``dropout`` (before fc), ``pool`` (``avg``: global
+        average; ``avgmax``: mean over mels, then mean + max over frames), ``pretrained`` (path
+        of a local torchvision state dict loaded by :func:`load_pretrained`, or None).
     n_classes : int
         Number of output classes.
 
@@ -110,7 +111,11 @@ class AudioResNet(nn.Module):
         x = self.maxpool(x)  # (B, widths[0], n_mels / 4, T / 4)
         for stage in self.stages:
             x = stage(x)  # (B, widths[-1], n_mels / 32, T / 32) after the last of four
-        emb = torch.flatten(self.avgpool(x), 1)  # (B, widths[-1])
+        if self.cfg.pool == "avgmax":  # PANNs: a short loud event is not averaged away
+            x = x.mean(dim=2)  # (B, widths[-1], T / 32)
+            emb = x.mean(dim=2) + x.amax(dim=2)  # (B, widths[-1])
+        else:
+            emb = torch.flatten(self.avgpool(x), 1)  # (B, widths[-1])
         logits = self.fc(self.dropout(emb))  # (B, n_classes)
         return {"logits": logits, "embedding": emb}
 

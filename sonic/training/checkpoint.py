@@ -19,6 +19,15 @@ from sonic.models import build_model
 from sonic.runtime import atomic_path
 
 
+def crop_starts(n_frames: int, frames: int, n_crops: int) -> list[int]:
+    """Start frames of ``n_crops`` evenly spaced windows of ``frames`` frames, first and last
+    flush with the clip's ends; one start (0) when the clip is no longer than a window."""
+    if frames <= 0 or frames >= n_frames or n_crops <= 1:
+        return [0] if frames <= 0 or frames >= n_frames else [(n_frames - frames) // 2]
+    span = n_frames - frames
+    return sorted({round(i * span / (n_crops - 1)) for i in range(n_crops)})
+
+
 @dataclass
 class Classifier:
     """A trained classifier ready for inference."""
@@ -36,17 +45,28 @@ class Classifier:
         db = torch.as_tensor(np.asarray(db, dtype=np.float32))
         return ((db - self.mean) / self.std).unsqueeze(1)
 
+    @property
+    def crops(self) -> tuple[int, int]:
+        """(frames, count) of the windows averaged at inference: a model trained on random crops
+        (``train.crop_frames``) is scored on ``train.test_crops`` evenly spaced ones; (0, 1) for
+        whole clips."""
+        return int(self.meta.get("crop_frames", 0)), int(self.meta.get("test_crops", 1))
+
     @torch.no_grad()
     def predict(self, db: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
-        """Class probabilities (N, C) and embeddings (N, D) for (N, n_mels, T) dB spectrograms."""
+        """Class probabilities (N, C) and embeddings (N, D) for (N, n_mels, T) dB spectrograms;
+        with :attr:`crops`, the mean of those of the crops."""
         self.model.eval()
         device = next(self.model.parameters()).device
+        frames, count = self.crops
+        starts = crop_starts(np.shape(db)[-1], frames, count)
+        width = frames if 0 < frames < np.shape(db)[-1] else np.shape(db)[-1]
         probs, embs = [], []
         for start in range(0, len(db), batch_size):
-            x = self.normalize(db[start:start + batch_size]).to(device)
-            out = self.model(x)
-            probs.append(out["logits"].float().softmax(-1).cpu())
-            embs.append(out["embedding"].float().cpu())
+            x = self.normalize(db[start:start + batch_size]).to(device)  # (B, 1, n_mels, T)
+            outs = [self.model(x[..., s:s + width]) for s in starts]
+            probs.append(torch.stack([o["logits"].float().softmax(-1) for o in outs]).mean(0).cpu())
+            embs.append(torch.stack([o["embedding"].float() for o in outs]).mean(0).cpu())
         return {"probs": torch.cat(probs).numpy(), "embedding": torch.cat(embs).numpy()}
 
 

@@ -26,7 +26,9 @@ from tqdm import tqdm
 from sonic.config import TrainConfig
 from sonic.training.data import MelSet
 from sonic.training.distributed import Dist
-from sonic.training.regularize import mixed_cross_entropy, mixup, spec_augment
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from sonic.training.regularize import bc_mix, mixed_cross_entropy, mixup, random_crop, spec_augment
 from sonic.training.resume import ResumeFile, epoch_seed
 
 
@@ -99,6 +101,29 @@ def batches(data: MelSet, sampler, batch_size: int, workers: int,
                       persistent_workers=workers > 0)
 
 
+def mix_batch(xb: torch.Tensor, yb: torch.Tensor, cfg: TrainConfig, data: MelSet,
+              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                             float | torch.Tensor]:
+    """MixUp or between-class mixing on ``cfg.mixup_prob`` of the batches: the (maybe mixed)
+    normalised batch, both label vectors and the first labels' weight (a float, or (B,))."""
+    if cfg.mixing == "bc":
+        if cfg.mixup_prob <= 0 or torch.rand(1, generator=gen).item() >= cfg.mixup_prob:
+            return xb, yb, yb, 1.0
+        mixed, y_a, y_b, r = bc_mix(xb * data.std + data.mean, yb, gen)  # in dB, then back
+        return (mixed - data.mean) / data.std, y_a, y_b, r
+    if cfg.mixup_alpha > 0 and torch.rand(1, generator=gen).item() < cfg.mixup_prob:
+        return mixup(xb, yb, cfg.mixup_alpha, gen)
+    return xb, yb, yb, 1.0
+
+
+def weight_average(model: nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of ``model``'s weights and BN statistics, updated after
+    every step (None when ``decay`` is 0)."""
+    if decay <= 0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: MelSet, batch_size: int, device: torch.device, bf16: bool,
              channels_last: bool, workers: int = 0, job: Dist = Dist()) -> dict[str, float]:
@@ -159,12 +184,16 @@ def fit(model: nn.Module, train: MelSet, val: MelSet, cfg: TrainConfig, device: 
     loader = batches(train, sampler, cfg.batch_size // job.world, cfg.workers, device)
     sched = make_scheduler(opt, cfg, cfg.epochs * len(loader))
     stopper = EarlyStopping(cfg.monitor, cfg.patience)
+    ema = weight_average(model, cfg.ema)
+    kept = model if ema is None else ema.module  # the weights evaluated and kept
     result, seen, train_time, first = TrainResult(bf16=bf16), 0, 0.0, 1
 
     saved = resume.load() if resume is not None else None
     if saved is not None:
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
         sched.load_state_dict(saved["scheduler"])
         stopper = EarlyStopping(**saved["stopper"])
         result.history, result.best_epoch = saved["history"], saved["best_epoch"]
@@ -193,11 +222,10 @@ def fit(model: nn.Module, train: MelSet, val: MelSet, cfg: TrainConfig, device: 
                    disable=not job.main)
         for xb, yb in bar:  # (B, 1, n_mels, T), (B,): this process's share of a global batch
             xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+            xb = random_crop(xb, cfg.crop_frames, gen)
             xb = spec_augment(xb, cfg.freq_masks, cfg.freq_mask_width, cfg.time_masks,
                               cfg.time_mask_width, gen)
-            y_b, lam = yb, 1.0
-            if cfg.mixup_alpha > 0 and torch.rand(1, generator=gen).item() < cfg.mixup_prob:
-                xb, yb, y_b, lam = mixup(xb, yb, cfg.mixup_alpha, gen)
+            xb, yb, y_b, lam = mix_batch(xb, yb, cfg, train, gen)
             xb = xb.contiguous(memory_format=memory_format)
             with autocast(device, bf16):
                 logits = net(xb)["logits"]
@@ -208,6 +236,8 @@ def fit(model: nn.Module, train: MelSet, val: MelSet, cfg: TrainConfig, device: 
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             total += loss.item() * len(yb)
             count += len(yb)
             bar.set_postfix(loss=f"{loss.item():.3f}")
@@ -217,14 +247,14 @@ def fit(model: nn.Module, train: MelSet, val: MelSet, cfg: TrainConfig, device: 
 
         metrics = {"epoch": epoch, "train_loss": total / count}
         if len(val):
-            metrics |= evaluate(model, val, cfg.batch_size, device, bf16, channels_last,
+            metrics |= evaluate(kept, val, cfg.batch_size, device, bf16, channels_last,
                                 cfg.workers, job)
         metrics["lr"] = opt.param_groups[0]["lr"]
         result.history.append(metrics)
         better = stopper.step(metrics) if select else True  # without selection: the last
         if better:
             result.best_epoch, result.best = epoch, metrics
-            result.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            result.best_state = {k: v.detach().cpu().clone() for k, v in kept.state_dict().items()}
         if on_epoch is not None:
             on_epoch(metrics)
         if job.main:
@@ -235,7 +265,8 @@ def fit(model: nn.Module, train: MelSet, val: MelSet, cfg: TrainConfig, device: 
                              "scheduler": sched.state_dict(),
                              "stopper": dataclasses.asdict(stopper), "history": result.history,
                              "best_epoch": result.best_epoch, "best_state": result.best_state,
-                             "seen": seen, "train_time": train_time})
+                             "seen": seen, "train_time": train_time,
+                             "ema": None if ema is None else ema.state_dict()})
         job.barrier()  # no process runs ahead of the saved state
         if select and stopper.should_stop and job.main:
             tqdm.write(f"{desc}: early stop after epoch {epoch} (best epoch {result.best_epoch})")

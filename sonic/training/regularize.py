@@ -1,4 +1,5 @@
-"""Batch-level regularisers applied during training: SpecAugment masks and MixUp."""
+"""Batch-level regularisers applied during training: SpecAugment masks, MixUp, between-class
+mixing (BC learning on spectrograms) and random crops."""
 from __future__ import annotations
 
 import torch
@@ -51,10 +52,70 @@ def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, generator: torch.Gener
     return lam * x + (1 - lam) * x[perm], y, y[perm], lam
 
 
-def mixed_cross_entropy(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: float,
-                        label_smoothing: float) -> torch.Tensor:
-    """MixUp loss with label smoothing; equals plain cross-entropy when ``lam == 1``."""
-    loss_a = F.cross_entropy(logits, y_a, label_smoothing=label_smoothing)
-    if lam >= 1.0:
-        return loss_a
-    return lam * loss_a + (1 - lam) * F.cross_entropy(logits, y_b, label_smoothing=label_smoothing)
+def mixed_cross_entropy(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor,
+                        lam: float | torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    """Mixing loss with label smoothing: ``lam * CE(y_a) + (1 - lam) * CE(y_b)``, ``lam`` one
+    weight for the batch (MixUp) or one per example (B,) (between-class mixing); plain
+    cross-entropy when ``lam == 1``."""
+    if not torch.is_tensor(lam):
+        loss_a = F.cross_entropy(logits, y_a, label_smoothing=label_smoothing)
+        if lam >= 1.0:
+            return loss_a
+        return lam * loss_a + (1 - lam) * F.cross_entropy(logits, y_b,
+                                                          label_smoothing=label_smoothing)
+    loss_a = F.cross_entropy(logits, y_a, label_smoothing=label_smoothing, reduction="none")
+    loss_b = F.cross_entropy(logits, y_b, label_smoothing=label_smoothing, reduction="none")
+    return (lam * loss_a + (1 - lam) * loss_b).mean()
+
+
+def loudness_db(db: torch.Tensor) -> torch.Tensor:
+    """A clip's gain in dB: the power of its loudest frame, summed over mel bins.
+
+    ``db`` is (B, 1, n_mels, T) log-mel dB; returns (B,). BC learning takes the loudest frame of
+    the waveform the same way, so that a quiet clip is not drowned by a loud one in a mix.
+    """
+    frame_power = (10.0 ** (db.float() / 10.0)).sum(dim=2)  # (B, 1, T)
+    return 10.0 * torch.log10(frame_power.amax(dim=(1, 2)).clamp_min(1e-12))
+
+
+def bc_coefficient(r: torch.Tensor, gain_a: torch.Tensor, gain_b: torch.Tensor) -> torch.Tensor:
+    """BC learning's amplitude weight ``p`` of clip a for the label ratio ``r`` (Tokozume et al.
+    2018, eq. 2): ``p = 1 / (1 + 10 ** ((g_a - g_b) / 20) * (1 - r) / r)``, so that a mix labelled
+    ``r : 1 - r`` sounds that way; equal gains give ``p == r``."""
+    return 1.0 / (1.0 + 10.0 ** ((gain_a - gain_b) / 20.0) * (1.0 - r) / r.clamp_min(1e-6))
+
+
+def bc_mix(db: torch.Tensor, y: torch.Tensor, generator: torch.Generator
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Between-class mixing of spectrograms, as BC learning mixes waveforms.
+
+    Each (B, 1, n_mels, T) dB clip is mixed with a random partner: label ratio ``r ~ U(0, 1)``
+    per example, amplitude weights ``p`` and ``1 - p`` from :func:`bc_coefficient`, powers added
+    as ``p² P_a + (1 - p)² P_b`` over ``p² + (1 - p)²`` (independent sounds add in power), and the
+    mix set back to a 0 dB peak as every extracted clip is. Returns the mix (dB), both label
+    vectors and ``r`` (B,), the weight of the first labels in the loss.
+    """
+    B = db.shape[0]
+    r = torch.rand(B, generator=generator).to(db.device)
+    perm = torch.randperm(B, generator=generator).to(db.device)
+    gain = loudness_db(db)
+    p = bc_coefficient(r, gain, gain[perm]).view(B, 1, 1, 1)
+    wa, wb = p**2, (1 - p) ** 2
+    power = (wa * 10.0 ** (db.float() / 10.0) + wb * 10.0 ** (db[perm].float() / 10.0)) / (wa + wb)
+    peak = power.amax(dim=(1, 2, 3), keepdim=True)
+    # both clips lie above the floor (-top_db re their 0 dB peaks) and the mix's peak is ≤ 1,
+    # so the mix stays above the same floor: no clamp is needed
+    mixed = 10.0 * torch.log10(power / peak)
+    return mixed.to(db.dtype), y, y[perm], r
+
+
+def random_crop(x: torch.Tensor, frames: int, generator: torch.Generator) -> torch.Tensor:
+    """A random window of ``frames`` frames from each (B, 1, n_mels, T) example (its own start);
+    the whole batch when ``frames`` is 0 or not shorter than T."""
+    B, _, M, T = x.shape
+    if frames <= 0 or frames >= T:
+        return x
+    start = torch.randint(0, T - frames + 1, (B,), generator=generator).to(x.device)
+    index = (start[:, None] + torch.arange(frames, device=x.device)).view(B, 1, 1, frames)
+    return x.gather(3, index.expand(B, 1, M, frames))
+
