@@ -64,11 +64,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
 
     The temporary name keeps the suffix, so writers that infer a format from it (NumPy, soundfile,
-    matplotlib) still do.
+    matplotlib) still do, and names this process (``.<stem>.<pid>-XXXXXXXX<suffix>``): leftovers
+    of a killed writer are swept by the next write. The file and then its folder are fsynced
+    around the rename, so after a crash ``path`` is either the old file or the whole new one.
     """
+    from sonic.leftovers import sweep, tagged
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    sweep(path.parent, f".{path.stem}.", path.suffix)
+    fd, tmp = tempfile.mkstemp(prefix=tagged(f".{path.stem}."), suffix=path.suffix,
+                               dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     umask = os.umask(0)
@@ -76,9 +82,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make every output private
     try:
         yield tmp
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -3,6 +3,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from sonic.audio.io import AudioLimits
 from sonic.audio.layouts import LayoutError, discover
 from sonic.audio.manifest import read_manifest
 from sonic.config import load_params
@@ -18,6 +19,9 @@ def main() -> None:
                         help="stage scan's listing of data.root: the only files read")
     parser.add_argument("--out", type=Path, required=True, help="feature folder to write")
     parser.add_argument("--report", type=Path, required=True, help="CSV of rejected files")
+    parser.add_argument("--max-seconds", type=float, default=3600.0,
+                        help="longer files are rejected from their header, before decoding "
+                             "(default 3600 s)")
     args = parser.parse_args()
     params = load_params(args.params)
     try:
@@ -25,8 +29,9 @@ def main() -> None:
         if bad and params.data.on_bad_file == "fail":
             raise BadInputError(f"{bad[0].path}: {bad[0].reason} "
                                 "(set data.on_bad_file: skip to report and continue)")
+        limits = AudioLimits(max_seconds=args.max_seconds, hint="extract_mels --max-seconds")
         result = extract(clips, params.features, params.data.on_bad_file,
-                         pick_device(params.features.device), out=args.out)
+                         pick_device(params.features.device), out=args.out, limits=limits)
     except (LayoutError, BadInputError) as err:
         sys.exit(f"extract_mels: {err}")
     result.bad[:0] = bad

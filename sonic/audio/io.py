@@ -194,6 +194,16 @@ def _blocks(path: Path, info: AudioInfo, limits: AudioLimits,
     checks.finish(info.channels)
 
 
+def read_error(err: BaseException) -> str:
+    """The per-file reason for any error while reading one file."""
+    if isinstance(err, BadAudioError):
+        return err.reason
+    if isinstance(err, MemoryError):
+        return ("ran out of memory while decoding it; cut it into shorter files or lower the "
+                "duration limit (--max-seconds)")
+    return f"could not be read ({type(err).__name__}: {err}); convert it to WAV/FLAC or remove it"
+
+
 def read_audio(path: str | Path, limits: AudioLimits = AudioLimits()) -> tuple[np.ndarray, int]:
     """Decode a file into float32 samples.
 

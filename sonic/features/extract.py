@@ -4,6 +4,12 @@ Workers write each clip's waveform and log-mel straight into preallocated ``.npy
 (rows in clip order), so nothing big crosses a process boundary and the arrays are never held
 in memory twice: for ESC-50 that is 0.9 GB of waveforms that would otherwise be pickled through
 pipes and stacked again.
+
+One file never costs the others: any error while reading it (MemoryError included), a
+non-finite log-mel, or a decoding process killed while reading it makes it a rejected file with
+its reason. Each file is decoded in bounded memory (:func:`~sonic.features.stream.decode_mono`)
+and refused from its header when longer than ``limits.max_seconds``. A scratch folder
+(``.extract-<pid>-*``) left by a killed run is swept at the next.
 """
 from __future__ import annotations
 
@@ -18,12 +24,19 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from sonic.audio.io import BadAudioError, read_audio
+from sonic.audio.io import AudioLimits, read_error
 from sonic.audio.layouts import BadFile, Clip
 from sonic.config import FeatureConfig
-from sonic.features.mel import cached_logmel, prepare_waveform, waves_to_mels
+from sonic.features.mel import cached_logmel, fix_length, waves_to_mels
 from sonic.features.store import INDEX_COLUMNS
-from sonic.runtime import save_npy, worker_pool
+from sonic.features.stream import decode_mono
+from sonic.leftovers import sweep, tagged
+from sonic.runtime import save_npy
+from sonic.workers import ordered_map
+
+WORKER_DIED = ("the decoding process died while reading this file (killed by the system, e.g. "
+               "out of memory); the other files were still read")
+NOT_FINITE = "its log-mel spectrogram is not finite; re-export it as clean PCM"
 
 
 class BadInputError(Exception):
@@ -67,36 +80,46 @@ class _Rows:
             os.close(fd)
 
 
-def _decode(job: tuple[int, Clip, FeatureConfig, _Rows, _Rows | None]) -> BadFile | None:
+Job = tuple[int, Clip, FeatureConfig, _Rows, _Rows | None, AudioLimits]
+
+
+def _decode(job: Job) -> BadFile | None:
     """Decode clip ``i`` into row ``i`` of the waveform (and, on the CPU, log-mel) arrays.
 
     On the CPU each worker computes its clip's log-mel right after decoding it, while the
     waveform is still in cache; on an accelerator :func:`extract` batches them afterwards.
+    Any error while reading the file is returned as its :class:`BadFile`.
     """
-    i, clip, cfg, waves, mels = job
+    i, clip, cfg, waves, mels, limits = job
     try:
-        audio, sr = read_audio(clip.path)
-    except BadAudioError as err:
-        return BadFile(str(clip.path), err.reason, clip)
-    wave = prepare_waveform(audio, sr, cfg)
-    waves.write(i, wave)
-    if mels is not None:
-        with torch.no_grad():
-            mels.write(i, cached_logmel(cfg)(torch.from_numpy(wave[None]))[0].numpy())
+        wave = fix_length(decode_mono(clip.path, cfg, limits).wave, cfg.n_samples)
+        if mels is not None:
+            with torch.no_grad():
+                mel = cached_logmel(cfg)(torch.from_numpy(wave[None]))[0].numpy()
+            if not np.isfinite(mel).all():
+                return BadFile(str(clip.path), NOT_FINITE, clip)
+            mels.write(i, mel)
+        waves.write(i, wave)
+    except Exception as err:  # noqa: BLE001 - one file's failure is that file's row
+        return BadFile(str(clip.path), read_error(err), clip)
     return None
 
 
-def _run(jobs: list, workers: int):
+def _died(job: Job) -> BadFile:
+    return BadFile(str(job[1].path), WORKER_DIED, job[1])
+
+
+def _run(jobs: list[Job], workers: int):
     bar = dict(total=len(jobs), desc="decode", unit="clip")
     if workers <= 1:
         yield from tqdm(map(_decode, jobs), **bar)
         return
-    with worker_pool(workers) as pool:
-        yield from tqdm(pool.imap(_decode, jobs, chunksize=8), **bar)
+    yield from tqdm(ordered_map(_decode, jobs, workers, _died, ahead=8), **bar)
 
 
 def extract(clips: list[Clip], cfg: FeatureConfig, on_bad_file: str = "skip",
-            device: torch.device | str = "cpu", out: str | Path | None = None) -> Extracted:
+            device: torch.device | str = "cpu", out: str | Path | None = None,
+            limits: AudioLimits = AudioLimits()) -> Extracted:
     """Decode, resample, trim and fix the length of every clip, and compute its log-mel.
 
     With ``out``, the feature folder (``waves.npy``, ``mels.npy``, ``index.csv``) is written
@@ -109,15 +132,21 @@ def extract(clips: list[Clip], cfg: FeatureConfig, on_bad_file: str = "skip",
     on_cpu = torch.device(device).type == "cpu"
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".extract-", dir=out))
+        sweep(out, ".extract-")
+    scratch = Path(tempfile.mkdtemp(prefix=tagged(".extract-"), dir=out))
     try:
         n = len(clips)
         waves_path, mels_path = scratch / "waves.npy", scratch / "mels.npy"
         waves_rows = _Rows.create(waves_path, (n, cfg.n_samples))
         mels_rows = _Rows.create(mels_path, (n, cfg.n_mels, cfg.n_frames)) if on_cpu else None
-        jobs = [(i, clip, cfg, waves_rows, mels_rows) for i, clip in enumerate(clips)]
+        jobs = [(i, clip, cfg, waves_rows, mels_rows, limits) for i, clip in enumerate(clips)]
+        results = _run(jobs, cfg.workers)
+        if not on_cpu:  # every row, rejected ones too: keeps one code path for both devices
+            results = list(results)
+            np.save(mels_path, waves_to_mels(np.load(waves_path, mmap_mode="r"), cfg, device))
+            results = _finite_rows(np.load(mels_path, mmap_mode="r"), clips, results)
         keep, bad = [], []
-        for i, result in enumerate(_run(jobs, cfg.workers)):
+        for i, result in enumerate(results):
             if result is None:
                 keep.append(i)
                 continue
@@ -131,14 +160,20 @@ def extract(clips: list[Clip], cfg: FeatureConfig, on_bad_file: str = "skip",
         index = pd.DataFrame([(c.clip_id, str(c.path), c.label, c.group, c.role, c.fold)
                               for c in (clips[i] for i in keep)], columns=list(INDEX_COLUMNS))
         waves = np.load(waves_path, mmap_mode="r")
-        if not on_cpu:  # every row, rejected ones too: keeps one code path for both devices
-            np.save(mels_path, waves_to_mels(waves, cfg, device))
         mels = np.load(mels_path, mmap_mode="r")
         if out is None:
             return Extracted(np.array(waves[keep]), np.array(mels[keep]), index, bad)
         return Extracted(*_publish(Path(out), waves, mels, keep, n), index, bad)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _finite_rows(mels: np.ndarray, clips: list[Clip],
+                 results: list[BadFile | None]) -> list[BadFile | None]:
+    """``results`` with each usable clip whose log-mel row is not finite made a BadFile."""
+    return [BadFile(str(clips[i].path), NOT_FINITE, clips[i])
+            if r is None and not np.isfinite(mels[i]).all() else r
+            for i, r in enumerate(results)]
 
 
 def _publish(out: Path, waves: np.memmap, mels: np.memmap, keep: list[int],

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sonic.audio.io import AudioLimits, probe
+from sonic.audio.io import AudioLimits, probe, read_error
 from sonic.config import FeatureConfig, TrainConfig
-from sonic.inference.windows import (ClipWindows, Windowing, decode_mono, load_windows,
-                                     read_error, window_batches)
+from sonic.features.stream import decode_mono
+from sonic.inference.windows import ClipWindows, Windowing, load_windows, window_batches
 from sonic.training.checkpoint import Classifier, load_classifier
 from sonic.training.loop import autocast, channels_last_safe, use_bf16
 from sonic.workers import ordered_map

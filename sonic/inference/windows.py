@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import soxr
 import torch
 
-from sonic.audio.io import AudioInfo, AudioLimits, BadAudioError, read_blocks
+from sonic.audio.io import AudioLimits, BadAudioError, read_error
 from sonic.config import FeatureConfig
-from sonic.features.mel import AMIN, cached_logmel, fix_length, to_mono
+from sonic.features.mel import cached_logmel, fix_length
+from sonic.features.stream import Decoded, decode_mono
 
 MIN_WINDOW, MAX_WINDOW = 0.1, 60.0  # seconds
 MIN_HOP_SHARE = 8  # hop >= window / 8: at most 8 windows over any sample
@@ -66,7 +66,8 @@ class ClipWindows:
     """One file, decoded and cut into windows, or the reason it could not be.
 
     ``deferred``: too long to be cut in a decoding process and sent back whole; the caller
-    scores it in batches with :func:`decode_mono` and :func:`window_batches` instead.
+    scores it in batches with :func:`~sonic.features.stream.decode_mono` and
+    :func:`window_batches` instead.
     """
 
     path: str
@@ -77,21 +78,6 @@ class ClipWindows:
     channels: int = 0
     error: str | None = None
     deferred: bool = False
-
-
-@dataclass
-class Decoded:
-    """A file as mono float32 at the checkpoint's rate, with its trimmed span."""
-
-    path: str
-    signal: np.ndarray  # (samples,) the whole file, mono, at features.sample_rate
-    start: int  # first sample kept by the trim
-    stop: int  # one past the last
-    info: AudioInfo
-
-    @property
-    def wave(self) -> np.ndarray:
-        return self.signal[self.start:self.stop]
 
 
 def window_starts(n: int, size: int, hop: int) -> np.ndarray:
@@ -111,61 +97,6 @@ def window_starts(n: int, size: int, hop: int) -> np.ndarray:
         starts[-1] = tail
         return starts
     return np.append(starts, tail) if tail > starts[-1] else starts
-
-
-def _resampled_mono(info: AudioInfo, blocks: Iterator[np.ndarray], rate: int) -> np.ndarray:
-    """(samples,) float32 mono at ``rate`` from (channels, frames) blocks at ``info``'s rate,
-    written into one preallocated array (no second copy of a long file)."""
-    stream = None if info.sample_rate == rate else soxr.ResampleStream(
-        info.sample_rate, rate, 1, dtype="float32", quality="HQ")
-    out = np.empty(int(np.ceil(info.frames * rate / info.sample_rate)) + 16, np.float32)
-    filled, extra = 0, []
-    for block in blocks:
-        mono = to_mono(block).astype(np.float32)
-        piece = mono if stream is None else stream.resample_chunk(mono, last=False)
-        filled = _append(out, filled, piece, extra)
-    if stream is not None:
-        filled = _append(out, filled, stream.resample_chunk(np.zeros(0, np.float32), last=True),
-                         extra)
-    return np.concatenate([out[:filled], *extra]) if extra else out[:filled]
-
-
-def _append(out: np.ndarray, filled: int, piece: np.ndarray, extra: list) -> int:
-    """Copy ``piece`` into ``out`` after ``filled`` samples (overflow, if any, into ``extra``)."""
-    fit = min(len(piece), len(out) - filled)
-    out[filled:filled + fit] = piece[:fit]
-    if fit < len(piece):
-        extra.append(piece[fit:].copy())
-    return filled + fit
-
-
-def trim_bounds_bounded(wave: np.ndarray, top_db: float, frame: int = 2048,
-                        hop: int = 512, chunk: int = 1024) -> tuple[int, int]:
-    """:func:`sonic.features.mel.trim_bounds`, the same arithmetic frame by frame, computed
-    ``chunk`` frames at a time: 16 MB at most instead of 16 kB per frame of the whole file
-    (2.5 GB for an hour at 22.05 kHz)."""
-    if len(wave) < frame:
-        return 0, len(wave)
-    padded = np.pad(wave, frame // 2)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, frame)[::hop]
-    power = np.concatenate([np.mean(frames[i:i + chunk].astype(np.float64) ** 2, axis=1)
-                            for i in range(0, len(frames), chunk)])
-    rms_db = 10 * np.log10(np.maximum(power, AMIN))
-    loud = np.flatnonzero(rms_db > rms_db.max() - top_db)
-    if len(loud) == 0:
-        return 0, len(wave)
-    return int(loud[0] * hop), int(min(len(wave), (loud[-1] + 1) * hop))
-
-
-def decode_mono(path: str | Path, features: FeatureConfig,
-                limits: AudioLimits = AudioLimits()) -> Decoded:
-    """Decode a file in blocks to mono at ``features.sample_rate`` and find its trimmed span
-    (``extract_mels``' ``trimmed_signal``, sample for sample). Raises BadAudioError."""
-    info, blocks = read_blocks(path, limits)
-    signal = _resampled_mono(info, blocks, features.sample_rate)
-    start, stop = (trim_bounds_bounded(signal, features.trim_db) if features.trim
-                   else (0, len(signal)))
-    return Decoded(str(path), signal, start, stop, info)
 
 
 def plan_windows(decoded: Decoded, features: FeatureConfig, windowing: Windowing
@@ -204,16 +135,6 @@ def window_batches(decoded: Decoded, features: FeatureConfig, windowing: Windowi
             raise BadAudioError(decoded.path, "its log-mel spectrogram is not finite; "
                                               "re-export it as clean PCM")
         yield mels, (part + decoded.start) / features.sample_rate
-
-
-def read_error(err: BaseException) -> str:
-    """The per-file reason for any error while reading one file."""
-    if isinstance(err, BadAudioError):
-        return err.reason
-    if isinstance(err, MemoryError):
-        return ("ran out of memory while decoding it; cut it into shorter files or lower the "
-                "duration limit (--max-seconds)")
-    return f"could not be read ({type(err).__name__}: {err}); convert it to WAV/FLAC or remove it"
 
 
 def load_windows(path: str | Path, features: FeatureConfig, windowing: Windowing,
