@@ -6,7 +6,10 @@ Environment:
                                  instead of the tiny models the ``trained`` fixture makes;
   SONIC_BROWSER_CLIP=<file>      upload this audio file (longer than one window) instead of
                                  the two synthetic tones;
-  SONIC_SCREENSHOTS=<folder>     also save the screenshots there (for the README);
+  SONIC_SCREENSHOTS=<folder>     also save the screenshots there, as explorer.png and
+                                 explorer-phone.png: with SONIC_BROWSER_MODELS=data/models and
+                                 SONIC_SCREENSHOTS=plots/serve this writes the README's pictures
+                                 from the current demo models (docs/serving.md);
   SONIC_SKIP_BROWSER=1           skip when Chromium is missing (otherwise that is a failure).
 """
 from __future__ import annotations
@@ -193,7 +196,7 @@ def view_as(driver, width: int, height: int, mobile: bool = False) -> None:
 def save_screenshots(driver, tmp_path: Path) -> list[Path]:
     """The page at 1280×800, then as a 390×844 phone; also copied to $SONIC_SCREENSHOTS when
     set. Asserts the phone view needs no sideways scrolling."""
-    shots = [tmp_path / "explorer-1280x800.png", tmp_path / "explorer-phone-390x844.png"]
+    shots = [tmp_path / "explorer.png", tmp_path / "explorer-phone.png"]  # the README's names
     view_as(driver, 1280, 800)
     driver.save_screenshot(str(shots[0]))
     view_as(driver, 390, 844, mobile=True)

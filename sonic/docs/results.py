@@ -317,6 +317,28 @@ def render(root: Path) -> str:
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"
 
 
+def headline(root: Path) -> str:
+    """The README's results table: the demo pipeline's test figures and generation headline."""
+    root = Path(root)
+    prov = Provenance(root)
+    paths = ["metrics/evaluate/report.json", "metrics/synthesize/report.json"]
+    if not all((root / p).exists() for p in paths):
+        return "No committed metrics yet: run `dvc repro`."
+    test = load(root / paths[0])["test"]
+    gen = load(root / paths[1])
+    rows = [[f"`{m}`", f"**{v['accuracy']:.3f}**", f"{v['macro_f1']:.3f}"]
+            for m, v in test["models"].items()]
+    body = table(["demo set, default params", f"test accuracy ({test['clips']} clips)",
+                  "macro-F1"], rows)
+    pct = {k: f"{gen[k]['value'] * 100:.0f} %" for k in ("judge_accuracy", "judge_accuracy_real",
+                                                          "cas", "cas_real")}
+    gen_line = (f"cGAN: the judge names the intended class of {pct['judge_accuracy']} of "
+                f"generated clips (of real clips: {pct['judge_accuracy_real']}); a CNN trained "
+                f"on generated clips only scores {pct['cas']} on real ones ({pct['cas_real']} "
+                "when trained on real clips).")
+    return "\n\n".join([body, gen_line, prov.source(paths, DEMO).line().replace("../", "")])
+
+
 def stamp_paths(root: Path) -> list[str]:
     """The metrics files that do not record their own machine (entries of provenance.yaml)."""
     root = Path(root)
