@@ -7,7 +7,9 @@
     (:mod:`sonic.docs.results`), each with the machine, date and command it came from;
 ``docs/params.md``
     the params reference, from the one source of defaults: the dataclasses of
-    :mod:`sonic.config` and the comments of ``params.yaml`` (:mod:`sonic.docs.params`).
+    :mod:`sonic.config` and the comments of ``params.yaml`` (:mod:`sonic.docs.params`);
+``README.md``
+    only the headline results table, between its two ``<!-- … -->`` markers.
 
 ``python -m sonic.docs --check`` writes nothing and exits 1 naming each page that differs from
 what it would write (``tests/test_docs.py`` does the same). The stage outputs do not record the
