@@ -27,13 +27,14 @@ from sonic.bench.inference import free_loopback_port
 from sonic.serve.app import create_app, load
 
 LIMIT = 1_000_000  # bytes: the upload limit of the test app
+BASE = "http://127.0.0.1:8000"  # a Host the app answers to (loopback)
 
 
 @pytest.fixture(scope="module")
 def client(trained) -> TestClient:
     predictor, generator = load([str(trained.models / "cnn.pt"), str(trained.models / "resnet.pt")],
                                 str(trained.models / "cgan.pt"))
-    with TestClient(create_app(predictor, generator, LIMIT)) as c:
+    with TestClient(create_app(predictor, generator, LIMIT), base_url=BASE) as c:
         yield c
 
 
@@ -176,7 +177,7 @@ def _response_ready(sock: socket.socket) -> bool:
 
 def test_declared_oversized_upload_gets_413_before_any_body_byte(live_server) -> None:
     with socket.create_connection(live_server, timeout=10) as sock:
-        sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/"
+        sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/"
                      b"form-data; boundary=x\r\nContent-Length: 60000000\r\n\r\n")
         reply = _read_reply(sock)  # not one byte of the 60 MB body was sent
     assert reply.startswith("HTTP/1.1 413") and "limit is 1 MB" in reply
@@ -190,7 +191,7 @@ def test_streamed_oversized_upload_is_cut_off_at_the_limit(live_server) -> None:
             b"Content-Type: audio/wav\r\n\r\n")
     sent = 0
     with socket.create_connection(live_server, timeout=10) as sock:
-        sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/"
+        sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/"
                      b"form-data; boundary=x\r\nTransfer-Encoding: chunked\r\n\r\n"
                      b"%x\r\n%s\r\n" % (len(part), part))
         with contextlib.suppress(OSError):  # the server may close while we still send
@@ -228,7 +229,7 @@ def test_server_keeps_answering_after_bad_requests(client, wav) -> None:
 
 def test_without_a_generator_generate_says_so(trained, wav) -> None:
     predictor, generator = load([str(trained.models / "resnet.pt")], "none")
-    with TestClient(create_app(predictor, generator)) as c:
+    with TestClient(create_app(predictor, generator), base_url=BASE) as c:
         info = c.get("/api/models").json()
         assert info["generator"]["loaded"] is False and info["default"] == "resnet"
         response = c.post("/api/generate", json={"label": "high"})

@@ -153,3 +153,19 @@ def load_windows(path: str | Path, features: FeatureConfig, windowing: Windowing
     return ClipWindows(str(path), np.concatenate([m for m, _ in batches]),
                        np.concatenate([s for _, s in batches]), info.duration,
                        info.sample_rate, info.channels)
+
+
+@torch.no_grad()
+def one_window(decoded: Decoded, features: FeatureConfig, windowing: Windowing,
+               index: int) -> tuple[np.ndarray, float, int]:
+    """The log-mel (n_mels, frames) dB of window ``index`` (clamped to the last), its start in
+    seconds on the file's time axis, and the number of windows — only that window computed."""
+    starts, size = plan_windows(decoded, features, windowing)
+    index = min(index, len(starts) - 1)
+    s = starts[index]
+    clip = fix_length(decoded.wave[s:s + size], size).astype(np.float32)
+    mel = cached_logmel(features)(torch.from_numpy(clip[None]))[0].numpy()
+    if not np.isfinite(mel).all():
+        raise BadAudioError(decoded.path, "its log-mel spectrogram is not finite; "
+                                          "re-export it as clean PCM")
+    return mel, float(s + decoded.start) / features.sample_rate, len(starts)

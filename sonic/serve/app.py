@@ -5,6 +5,14 @@ exception mapped to an HTTP status in :data:`ERRORS`, so the server answers ever
 never dies on one. Uploads are written to a fresh temporary folder under a fixed name: nothing
 in a request (file name, model name) is ever used as a path. The page and the API
 documentation are served from local files; nothing comes from a CDN.
+
+Untrusted uploads are bounded (see docs/serving-limits.md): the body by ``--max-upload-mb``
+(:mod:`sonic.serve.limits`), the audio by its header before decoding (``--max-seconds``, rate,
+channels) and by its samples while decoding (non-finite, amplitude), the windows by
+:class:`~sonic.inference.windows.Windowing`'s bounds, the answer of ``/api/inspect`` by
+:data:`MAX_INSPECT_VALUES`, and the uploads decoded at once by ``--max-decoders``. Requests from
+other sites are refused first (:mod:`sonic.serve.guard`). Upload folders left by a killed
+server are swept at start.
 """
 from __future__ import annotations
 
@@ -25,33 +33,49 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
-from sonic.audio.io import BadAudioError, audio_extensions, read_audio
-from sonic.features.mel import to_mono
+from sonic.audio.io import AudioLimits, BadAudioError, audio_extensions, read_error
+from sonic.features.stream import decode_mono
 from sonic.inference.generate import SoundGenerator, UnknownClassError
 from sonic.inference.inspect import envelope, feature_layers, mel_image
 from sonic.inference.predictor import ENSEMBLE, Predictor, UnknownModelError
-from sonic.inference.windows import windows_of
+from sonic.inference.windows import MAX_WINDOW, MAX_WINDOWS, WindowingError, one_window
+from sonic.leftovers import sweep, tagged
 from sonic.runtime import pick_device
+from sonic.serve.guard import SiteGuard, allowed_hosts, is_loopback
 from sonic.serve.limits import BodyLimit
 from sonic.training.checkpoint import load_classifier
 
 STATIC = Path(__file__).parent / "static"
+UPLOAD_PREFIX = "sonic-upload-"
 MAX_GENERATE = 8  # clips per generate request
+MAX_SECONDS = 300.0  # longest upload decoded, by default
+MAX_INSPECT_VALUES = 1_000_000  # numbers in one /api/inspect answer (about 4 MB of JSON)
+BUSY_WAIT_S = 30.0  # how long a request waits for a decoding slot before a 503
 
 
 class NoGeneratorError(RuntimeError):
     """The server was started without a cGAN checkpoint."""
 
 
+class BusyError(RuntimeError):
+    """Every decoding slot stayed taken for :data:`BUSY_WAIT_S`."""
+
+
+class AnswerTooLargeError(ValueError):
+    """An /api/inspect answer over :data:`MAX_INSPECT_VALUES` numbers."""
+
+
 ERRORS: dict[type[Exception], int] = {
-    BadAudioError: 422, UnknownModelError: 404, UnknownClassError: 404, NoGeneratorError: 503,
+    BadAudioError: 422, WindowingError: 422, AnswerTooLargeError: 422, UnknownModelError: 404,
+    UnknownClassError: 404, NoGeneratorError: 503, BusyError: 503,
 }
 
 
 class GenerateRequest(BaseModel):
     label: str = Field(description="class to generate", examples=["siren"])
     n: int = Field(1, ge=1, le=MAX_GENERATE, description="number of clips")
-    seed: int | None = Field(None, ge=0, description="same seed, same clips (default: random)")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1,
+                             description="same seed, same clips (default: random)")
 
 
 def display_name(upload: UploadFile) -> str:
@@ -65,7 +89,7 @@ def saved_upload(upload: UploadFile) -> Iterator[Path]:
     known audio one); the folder is removed afterwards."""
     suffix = PurePath(upload.filename or "").suffix.lower()
     suffix = suffix if suffix in audio_extensions() else ""
-    with tempfile.TemporaryDirectory(prefix="sonic-upload-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=tagged(UPLOAD_PREFIX)) as tmp:
         path = Path(tmp) / f"upload{suffix}"
         with open(path, "wb") as out:
             shutil.copyfileobj(upload.file, out, 1 << 20)
@@ -77,13 +101,24 @@ def upload_error(upload: UploadFile, path: Path, reason: str) -> BadAudioError:
     return BadAudioError(display_name(upload), reason.replace(str(path), display_name(upload)))
 
 
-def decode_upload(upload: UploadFile):
-    """(audio (channels, samples), sample rate) of an upload, or BadAudioError naming it."""
-    with saved_upload(upload) as path:
-        try:
-            return read_audio(path)
-        except BadAudioError as err:
-            raise upload_error(upload, path, err.reason) from None
+@contextlib.contextmanager
+def decoding_slot(slots: threading.BoundedSemaphore) -> Iterator[None]:
+    """Hold one of the server's decoding slots (at most ``--max-decoders`` uploads are decoded
+    at once), or raise BusyError after :data:`BUSY_WAIT_S`."""
+    if not slots.acquire(timeout=BUSY_WAIT_S):
+        raise BusyError(f"busy: every decoding slot stayed taken for {BUSY_WAIT_S:g} s; "
+                        "retry later (sonic serve --max-decoders)")
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+def inspect_size(layers: list[dict], mel: dict) -> int:
+    """Numbers in an /api/inspect answer: the mel image and every feature map."""
+    h, w = mel["shape"]
+    return h * w + sum(len(layer["maps"]) * layer["shape"][0] * layer["shape"][1]
+                       for layer in layers)
 
 
 def describe_models(predictor: Predictor) -> list[dict]:
@@ -101,13 +136,21 @@ def describe_models(predictor: Predictor) -> list[dict]:
 
 
 def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
-               max_upload_bytes: int = 50_000_000) -> FastAPI:
-    """The ASGI app: ``/`` (the page), ``/api/*`` (JSON), ``/docs`` (OpenAPI, served locally)."""
+               max_upload_bytes: int = 50_000_000, *,
+               hosts: frozenset[str] | None = allowed_hosts("127.0.0.1"),
+               token: str | None = None, max_decoders: int = 2) -> FastAPI:
+    """The ASGI app: ``/`` (the page), ``/api/*`` (JSON), ``/docs`` (OpenAPI, served locally).
+
+    ``hosts``: the Host names answered (None: any); ``token``: required on every request when
+    set; ``max_decoders``: uploads decoded at once. The audio limits are ``predictor.limits``.
+    """
+    sweep(tempfile.gettempdir(), UPLOAD_PREFIX)  # what a killed server left
     app = FastAPIOffline(title="Sonic", version="0.1.0", redoc_url=None,
                          description="Classify environmental sounds and generate new ones with "
                                      "the models the Sonic pipeline trained.")
     app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
-    gen_lock = threading.Lock()
+    app.add_middleware(SiteGuard, hosts=hosts, token=token)  # added last: runs first
+    gen_lock, slots = threading.Lock(), threading.BoundedSemaphore(max_decoders)
 
     for error, status in ERRORS.items():
         app.add_exception_handler(error, lambda _r, exc, status=status: JSONResponse(
@@ -129,6 +172,7 @@ def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
                 "device": predictor.device.type, "precision": "bf16" if predictor.bf16 else "fp32",
                 "classes": predictor.classes, "features": dataclasses.asdict(predictor.features),
                 "window_s": predictor.features.duration, "max_upload_bytes": max_upload_bytes,
+                "max_seconds": predictor.limits.max_seconds, "max_windows": MAX_WINDOWS,
                 "generator": {"loaded": generator is not None,
                               "classes": generator.classes if generator else []}}
 
@@ -138,11 +182,11 @@ def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
     def predict(file: Annotated[UploadFile, File(description="audio file (WAV, FLAC, OGG, …)")],
                 model: str | None = None,
                 top_k: Annotated[int, Query(ge=1, le=100)] = 3,
-                window: Annotated[float | None, Query(gt=0, le=600)] = None,
-                hop: Annotated[float | None, Query(gt=0, le=600)] = None) -> dict:
-        model = predictor.resolve(model)
-        with saved_upload(file) as path:
-            result = predictor.predict_file(path, model, predictor.windowing(window, hop))
+                window: Annotated[float | None, Query(gt=0, le=MAX_WINDOW)] = None,
+                hop: Annotated[float | None, Query(gt=0, le=MAX_WINDOW)] = None) -> dict:
+        model, windowing = predictor.resolve(model), predictor.windowing(window, hop)
+        with decoding_slot(slots), saved_upload(file) as path:
+            result = predictor.predict_file(path, model, windowing)
             if not result.ok:
                 raise upload_error(file, path, result.error)
         result.path = display_name(file)
@@ -151,25 +195,34 @@ def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
     @app.post("/api/inspect", summary="Waveform, model input and feature maps of one window")
     def inspect(file: Annotated[UploadFile, File(description="audio file")],
                 model: str | None = None,
-                window_index: Annotated[int, Query(ge=0)] = 0,
+                window_index: Annotated[int, Query(ge=0, le=MAX_WINDOWS)] = 0,
                 channels: Annotated[int, Query(ge=1, le=64)] = 8,
-                window: Annotated[float | None, Query(gt=0, le=600)] = None,
-                hop: Annotated[float | None, Query(gt=0, le=600)] = None) -> dict:
+                window: Annotated[float | None, Query(gt=0, le=MAX_WINDOW)] = None,
+                hop: Annotated[float | None, Query(gt=0, le=MAX_WINDOW)] = None) -> dict:
         name = next(iter(predictor.classifiers)) if model in (None, ENSEMBLE) else model
         predictor.resolve(name)  # an unknown name is a 404 before the upload is decoded
-        audio, sr = decode_upload(file)
         windowing = predictor.windowing(window, hop)
-        mels, starts = windows_of(audio, sr, predictor.features, windowing)
-        index = min(window_index, len(mels) - 1)
-        layers = predictor.feature_maps(name, mels[index], channels)
-        duration = audio.shape[1] / sr
-        return {"file": display_name(file), "model": name, "duration_s": round(duration, 3),
-                "sample_rate": sr, "n_windows": len(mels),
-                "window": {"index": index, "start_s": round(float(starts[index]), 3),
-                           "end_s": round(float(min(starts[index] + windowing.window,
-                                                    duration)), 3)},
-                "waveform": envelope(to_mono(audio)),
-                "mel": mel_image(mels[index], predictor.features.top_db), "layers": layers}
+        with decoding_slot(slots), saved_upload(file) as path:
+            try:
+                decoded = decode_mono(path, predictor.features, predictor.limits)
+                mel, start, n_windows = one_window(decoded, predictor.features, windowing,
+                                                   window_index)
+            except Exception as err:  # noqa: BLE001 - the upload's failure, named
+                raise upload_error(file, path, read_error(err)) from None
+            layers = predictor.feature_maps(name, mel, channels)
+        answer = {"file": display_name(file), "model": name,
+                  "duration_s": round(decoded.info.duration, 3),
+                  "sample_rate": decoded.info.sample_rate, "n_windows": n_windows,
+                  "window": {"index": min(window_index, n_windows - 1), "start_s": round(start, 3),
+                             "end_s": round(min(start + windowing.window,
+                                                decoded.info.duration), 3)},
+                  "waveform": envelope(decoded.signal),
+                  "mel": mel_image(mel, predictor.features.top_db), "layers": layers}
+        if inspect_size(layers, answer["mel"]) > MAX_INSPECT_VALUES:
+            raise AnswerTooLargeError(f"the answer would hold {inspect_size(layers, answer['mel'])}"
+                                      f" numbers, over {MAX_INSPECT_VALUES}: ask for fewer "
+                                      "channels or a shorter window")
+        return answer
 
     @app.post("/api/generate", summary="New clips of a class from the cGAN (WAV + log-mel)")
     def generate(request: GenerateRequest) -> dict:
@@ -189,15 +242,17 @@ def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
 
 
 def load(models: list[str], generator: str | None, device: str = "cpu",
-         precision: str = "auto") -> tuple[Predictor, SoundGenerator | None]:
+         precision: str = "auto", max_seconds: float = MAX_SECONDS
+         ) -> tuple[Predictor, SoundGenerator | None]:
     """Classifier checkpoints (named by file stem) and the cGAN, if any.
 
     ``generator=None`` takes ``cgan.pt`` beside the first checkpoint when it exists; ``"none"``
-    serves without one.
+    serves without one. Uploads longer than ``max_seconds`` are refused from their header.
     """
     classifiers = {Path(p).stem: load_classifier(p, device) for p in models}
     default = ENSEMBLE if len(classifiers) > 1 else next(iter(classifiers))
-    predictor = Predictor(classifiers, default, precision=precision)
+    limits = AudioLimits(max_seconds=max_seconds, hint="sonic serve --max-seconds")
+    predictor = Predictor(classifiers, default, precision=precision, limits=limits)
     if generator is None:
         beside = Path(models[0]).parent / "cgan.pt"
         generator = str(beside) if beside.is_file() else "none"
@@ -211,13 +266,19 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    if not is_loopback(args.host) and not args.token:
+        print(f"sonic serve: --host {args.host} opens the server to other machines: give a "
+              "--token (or set SONIC_TOKEN) that every request must carry", file=sys.stderr)
+        return 2
     try:
         predictor, gen = load(args.models, args.generator, pick_device(args.device),
-                              args.precision)
+                              args.precision, args.max_seconds)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"sonic serve: {err}", file=sys.stderr)
         return 2
-    app = create_app(predictor, gen, int(args.max_upload_mb * 1e6))
+    app = create_app(predictor, gen, int(args.max_upload_mb * 1e6),
+                     hosts=allowed_hosts(args.host, args.allow_host), token=args.token,
+                     max_decoders=args.max_decoders)
     print(f"sonic serve: {', '.join(predictor.models)}; generator "
           f"{'loaded' if gen else 'none'}; http://{args.host}:{args.port}/ (API docs at /docs)",
           file=sys.stderr)
