@@ -22,7 +22,10 @@ from sonic.training.report import open_live, rounded, write_details
 from sonic.training.resume import ResumeFile, fingerprint
 
 SONIC = Path(sonic.__file__).parent
-CODE = [Path(__file__), SONIC / "training", SONIC / "models", SONIC / "config.py"]  # resume key
+# the resume key's code: every code dep of the stage in dvc.yaml (tests/test_resume_key.py)
+CODE = [Path(__file__), Path(__file__).parent / "__init__.py", SONIC / "training",
+        SONIC / "models", SONIC / "config.py", SONIC / "runtime.py",
+        SONIC / "features" / "store.py", SONIC / "features" / "__init__.py"]
 
 
 def main() -> int:

@@ -30,9 +30,7 @@ from sonic.config import FeatureConfig
 from sonic.features.mel import cached_logmel, fix_length, waves_to_mels
 from sonic.features.store import INDEX_COLUMNS
 from sonic.features.stream import decode_mono
-from sonic.leftovers import sweep, tagged
-from sonic.runtime import save_npy
-from sonic.workers import ordered_map
+from sonic.runtime import ordered_map, save_npy, sweep, tagged
 
 WORKER_DIED = ("the decoding process died while reading this file (killed by the system, e.g. "
                "out of memory); the other files were still read")

@@ -19,9 +19,9 @@ from sonic.audio.io import AudioLimits, probe, read_error
 from sonic.config import FeatureConfig, TrainConfig
 from sonic.features.stream import decode_mono
 from sonic.inference.windows import ClipWindows, Windowing, load_windows, window_batches
+from sonic.runtime import ordered_map
 from sonic.training.checkpoint import Classifier, load_classifier
 from sonic.training.loop import autocast, channels_last_safe, use_bf16
-from sonic.workers import ordered_map
 
 ENSEMBLE = "ensemble"
 PIPELINE_MODELS = ("cnn", "resnet")  # data/models/<name>.pt, as dvc.yaml writes them
@@ -311,7 +311,7 @@ def _died(job: tuple) -> ClipWindows:
 
 def _decode(jobs: list[tuple], workers: int) -> Iterator[ClipWindows]:
     """:func:`_load` of every job in order: in this process (one worker), or over worker
-    processes where a killed one costs only its own file (:func:`sonic.workers.ordered_map`)."""
+    processes where a killed one costs only its own file (:func:`sonic.runtime.ordered_map`)."""
     if workers <= 1:
         return map(_load, jobs)
     return ordered_map(_load, jobs, workers, _died)

@@ -39,8 +39,7 @@ from sonic.inference.generate import SoundGenerator, UnknownClassError
 from sonic.inference.inspect import envelope, feature_layers, mel_image
 from sonic.inference.predictor import ENSEMBLE, Predictor, UnknownModelError
 from sonic.inference.windows import MAX_WINDOW, MAX_WINDOWS, WindowingError, one_window
-from sonic.leftovers import sweep, tagged
-from sonic.runtime import pick_device
+from sonic.runtime import pick_device, sweep, tagged
 from sonic.serve.guard import SiteGuard, allowed_hosts, is_loopback
 from sonic.serve.limits import BodyLimit
 from sonic.training.checkpoint import load_classifier

@@ -2,10 +2,11 @@
 
 After every epoch the whole training state (weights, optimiser, scheduler, early stopping,
 history, best weights so far) is written atomically to a resume file, with a fingerprint of
-everything the run depends on: its params, the bytes of its input files and the source of the
-code that trains. A stage killed mid-run and started again with the same fingerprint continues
-after the last completed epoch; any other fingerprint — changed params, data or code — means the
-file is ignored and training starts fresh. A finished run deletes its resume file.
+everything the run depends on: its params, the bytes of its input files, the source of the
+code that trains (every code dep of the stage) and the torch version. A stage killed mid-run
+and started again with the same fingerprint continues after the last completed epoch; any
+other fingerprint — changed params, data, code or torch — means the file is ignored and
+training starts fresh. A finished run deletes its resume file.
 
 Each epoch draws its shuffling, masks, MixUp and dropout from generators seeded with
 ``(seed, epoch, rank)`` (:func:`epoch_seed`), so a resumed run makes exactly the draws the
@@ -32,9 +33,11 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
 
 
 def fingerprint(params: Any, files: Iterable[str | Path], code: Iterable[str | Path]) -> str:
-    """SHA-256 over ``params`` (JSON), the bytes of ``files`` and of the ``code`` files (a folder:
-    every ``.py`` file in it), each name included."""
+    """SHA-256 over ``params`` (JSON), the torch version (its kernels decide the numbers), the
+    bytes of ``files`` and of the ``code`` files (a folder: every ``.py`` file in it), each name
+    included."""
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+    digest.update(f"torch {torch.__version__}".encode())
     paths = [Path(f) for f in files]
     for path in map(Path, code):
         paths += sorted(path.rglob("*.py")) if path.is_dir() else [path]
