@@ -13,8 +13,8 @@ import pandas as pd
 from sonic.config import load_params
 from sonic.evaluation.evaluate import (check_same_classes, predict_probs, score_answers,
                                        submission_tables)
-from sonic.evaluation.submission import (FALLBACK, Fallbacks, class_prior, kaggle_filename,
-                                         with_fallbacks)
+from sonic.evaluation.submission import (FALLBACK, NOT_FINITE, Fallbacks, class_prior,
+                                         finite_rows, kaggle_filename, with_fallbacks)
 from sonic.features.store import load_features, write_table
 from sonic.training.checkpoint import load_classifier
 from sonic.training.report import write_details
@@ -37,8 +37,13 @@ def main() -> None:
     feats = load_features(args.features)
     test = feats.index[feats.index["role"] == "test"]
     db = np.asarray(feats.mels[test.index.to_numpy()])
-    empty = {choice: np.zeros((0, len(classes)))}
     fallbacks = Fallbacks.from_bad_files(pd.read_csv(args.bad_files, dtype=str))
+    ok = finite_rows(db)
+    broken = test[~ok]
+    fallbacks = fallbacks.plus([kaggle_filename(c) for c in broken["clip_id"]],
+                               [NOT_FINITE] * len(broken), broken["label"].to_numpy())
+    test, db = test[ok], db[ok]
+    empty = {choice: np.zeros((0, len(classes)))}
     prior = class_prior(feats.index.loc[feats.index["role"] != "test", "label"], classes)
     probs, names, truth, reasons = with_fallbacks(
         predict_probs(models, db) if len(test) else empty,

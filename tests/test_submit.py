@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from sonic.config import to_dict
-from sonic.evaluation.submission import FALLBACK, Fallbacks, class_prior, with_fallbacks
+from sonic.evaluation.submission import (FALLBACK, NOT_FINITE, Fallbacks, class_prior,
+                                         finite_rows, with_fallbacks)
 
 
 def messy_test_set(root: Path, folder_set_writer, clip_writer) -> Path:
@@ -97,3 +98,15 @@ def test_fail_mode_stops_at_the_unusable_test_file(tmp_path: Path, folder_set_wr
     assert f"extract_mels: {root / 'test' / 't2.wav'}: truncated WAV" in run.stderr
     assert "set data.on_bad_file: skip" in run.stderr
     assert not (tmp_path / "bad_files.csv").exists()
+
+
+def test_a_non_finite_feature_row_is_that_clips_fallback_not_the_batchs() -> None:
+    """A stored log-mel with a NaN (features made before extract_mels rejected such files)
+    costs only its own clip, which joins the fallbacks with its answer kept."""
+    db = np.zeros((3, 4, 5), np.float32)
+    db[1, 2, 3] = np.nan
+    assert finite_rows(db).tolist() == [True, False, True]
+    empty = Fallbacks([], [], np.array([], dtype=object))
+    more = empty.plus(["b.wav", "c.wav"], [NOT_FINITE] * 2, np.array(["dog", np.nan], object))
+    assert more.names == ["b.wav", "c.wav"] and list(more.labels) == ["dog", None]
+    assert len(more) == 2 and more.reasons == [NOT_FINITE, NOT_FINITE]

@@ -50,6 +50,21 @@ class Fallbacks:
     def __len__(self) -> int:
         return len(self.names)
 
+    def plus(self, names: list[str], reasons: list[str], labels: np.ndarray) -> Fallbacks:
+        """These fallbacks and more (e.g. test clips whose stored features are unusable)."""
+        labels = [None if pd.isna(label) else label for label in labels]
+        return Fallbacks(self.names + list(names), self.reasons + list(reasons),
+                         np.concatenate([self.labels, np.asarray(labels, dtype=object)]))
+
+
+NOT_FINITE = "its stored log-mel is not finite; re-run extract_mels (which now rejects such files)"
+
+
+def finite_rows(db: np.ndarray) -> np.ndarray:
+    """(N,) bool: the (N, n_mels, T) feature rows a model can score (every value finite), so that
+    one broken row is that clip's fallback rather than NaN for the whole batch."""
+    return np.isfinite(np.asarray(db).reshape(len(db), -1)).all(axis=1)
+
 
 def with_fallbacks(probs: dict[str, np.ndarray], names: list[str], truth: np.ndarray,
                    fallbacks: Fallbacks, prior: np.ndarray
