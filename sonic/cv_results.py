@@ -1,0 +1,342 @@
+"""Cross-validation results as committed files, and the ESC-50 page generated from them.
+
+``python -m sonic.cv_results collect`` reads the ``cv_*`` stages' outputs (``data/cv/<fold>/``)
+and writes, under ``--out``: ``results.json`` (per fold, mean ± sd (ddof 1), the mean of the
+folds no study choice looked at, per class, compute per clip and time per fold, with the
+machine, date and command), ``per_class.csv`` and ``confusion_<model>.png`` (one confusion over
+all folds). ``study`` records one development-fold experiment in ``study.json``; ``page``
+writes the Markdown page and the accuracy-against-compute plot from those two files only, so
+the page can be regenerated (and checked) anywhere::
+
+    python -m sonic.cv_results collect --cv data/cv --dev-fold 1 --out metrics/esc50_cv \\
+        --command "dvc exp run -n esc50_cv ..."
+    python -m sonic.cv_results study --name dev_bc --cv data/cv --fold 1 \\
+        --change "between-class mixing" --out metrics/esc50_cv
+    python -m sonic.cv_results page --results metrics/esc50_cv --doc docs/esc50.md \\
+        --plot plots/esc50_accuracy_vs_compute.png
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from sonic.runtime import write_json, write_text
+
+# Published ESC-50 five-fold means from scratch (accuracy %, parameters M, MFLOPs per clip as
+# the papers count them; None where not stated). Pretrained models (AST, BEATs) are not the game.
+ANCHORS = [
+    {"name": "Piczak CNN", "accuracy": 64.5, "params_m": None, "mflops": None},
+    {"name": "human listeners", "accuracy": 81.3, "params_m": None, "mflops": None},
+    {"name": "Micro-ACDNet", "accuracy": 83.7, "params_m": 0.13, "mflops": 14.8},
+    {"name": "ResNet seed (1 fold, selected on it)", "accuracy": 84.0, "params_m": None,
+     "mflops": None},
+    {"name": "EnvNet-v2 + BC", "accuracy": 84.9, "params_m": None, "mflops": None},
+    {"name": "ACDNet", "accuracy": 87.1, "params_m": 4.7, "mflops": 544.0},
+]
+
+
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (the platform's processor elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def model_compute(checkpoint: Path, n_frames: int) -> dict[str, float]:
+    """Parameters (M) and MFLOPs (2 per multiply-add, torch's FlopCounterMode) of one forward
+    pass over one clip of ``n_frames`` frames, with the inference crops counted."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from sonic.training.checkpoint import crop_starts, load_classifier
+
+    clf = load_classifier(checkpoint)
+    frames, count = clf.crops
+    width = frames if 0 < frames < n_frames else n_frames
+    crops = len(crop_starts(n_frames, frames, count))
+    x = torch.zeros(1, 1, clf.features.n_mels, width)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        clf.model(x)
+    return {"params_m": sum(p.numel() for p in clf.model.parameters()) / 1e6,
+            "mflops": counter.get_total_flops() * crops / 1e6}
+
+
+def fold_predictions(cv: Path, fold: int, model: str) -> pd.DataFrame:
+    """(actual, predicted) of every held-out clip of ``fold`` for ``model``."""
+    path = cv / str(fold) / "evaluate/plots/sklearn/test" / f"{model}_confusion.json"
+    return pd.DataFrame(json.loads(path.read_text()))
+
+
+def mean_sd(values: Sequence[float]) -> dict[str, float | None]:
+    v = np.asarray(values, dtype=float)
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else None}
+
+
+def collect(cv: Path, folds: Sequence[int], dev_fold: int | None, command: str) -> dict:
+    """Every figure of a finished cross-validation under ``cv`` (see the module docstring)."""
+    first = json.loads((cv / str(folds[0]) / "evaluate/metrics.json").read_text())["test"]
+    models = list(first)
+    n_frames = int(np.load(cv.parent / "features/mels.npy", mmap_mode="r").shape[-1])
+    out: dict = {"machine": cpu_model(), "date": dt.date.today().isoformat(),
+                 "command": command, "folds": list(folds), "dev_fold": dev_fold, "models": {}}
+    for model in models:
+        per_fold = {str(k): json.loads((cv / str(k) / "evaluate/metrics.json").read_text())
+                    ["test"][model]["accuracy"] for k in folds}
+        unseen = [a for k, a in per_fold.items() if int(k) != dev_fold]
+        preds = pd.concat([fold_predictions(cv, k, model) for k in folds])
+        per_class = (preds["actual"] == preds["predicted"]).groupby(preds["actual"]).mean()
+        entry = {"accuracy": {"per_fold": per_fold, **mean_sd(list(per_fold.values())),
+                              "unseen_folds_mean": float(np.mean(unseen)) if unseen else None},
+                 "per_class": {c: float(a) for c, a in per_class.sort_index().items()},
+                 "clips": len(preds)}
+        if model != "ensemble":
+            runs = {str(k): json.loads((cv / str(k) / f"train_{model}/run.json").read_text())
+                    for k in folds}
+            entry["time"] = {k: {"wall_time_s": r["wall_time_s"],
+                                 "samples_per_s": r["samples_per_s"],
+                                 "train_samples": r["train_samples"]} for k, r in runs.items()}
+            entry["compute"] = model_compute(cv / str(folds[0]) / "models" / f"{model}.pt",
+                                             n_frames)
+        out["models"][model] = entry
+    return out
+
+
+def confusion_png(cv: Path, folds: Sequence[int], model: str, path: Path) -> None:
+    """One confusion matrix over the held-out clips of every fold."""
+    from sonic.evaluation.plots import confusion_figure
+
+    preds = pd.concat([fold_predictions(cv, k, model) for k in folds])
+    classes = sorted(preds["actual"].unique())
+    code = {c: i for i, c in enumerate(classes)}
+    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(matrix, (preds["actual"].map(code), preds["predicted"].map(code)), 1)
+    import matplotlib.pyplot as plt
+
+    fig = confusion_figure({f"{model}, folds {', '.join(map(str, folds))}": matrix}, classes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def study_row(cv: Path, fold: int, name: str, change: str) -> dict:
+    """One development-fold experiment: its test accuracy per model and its training time."""
+    scores = json.loads((cv / str(fold) / "evaluate/metrics.json").read_text())["test"]
+    row = {"name": name, "fold": fold, "change": change,
+           "accuracy": {m: s["accuracy"] for m, s in scores.items()}, "time": {},
+           "machine": cpu_model(), "date": dt.date.today().isoformat()}
+    for run in sorted((cv / str(fold)).glob("train_*/run.json")):
+        r = json.loads(run.read_text())
+        summary = json.loads((run.parent / "metrics.json").read_text())
+        row["time"][run.parent.name[len("train_"):]] = {
+            "wall_time_s": r["wall_time_s"], "samples_per_s": r["samples_per_s"],
+            "epochs": summary["epochs"], "parameters": r["parameters"]}
+    return row
+
+
+def pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def results_tables(results: dict) -> list[str]:
+    """The five-fold tables: one row per model, then per-fold times, then per class."""
+    folds = [str(k) for k in results["folds"]]
+    dev = results.get("dev_fold")
+    head = " | ".join(f"fold {k}{' (dev)' if str(dev) == k else ''}" for k in folds)
+    lines = [f"| model | params (M) | MFLOPs / clip | {head} | mean ± sd | "
+             "mean of the folds no choice saw |",
+             "|---|---|---|" + "---|" * len(folds) + "---|---|"]
+    for model, e in results["models"].items():
+        acc, comp = e["accuracy"], e.get("compute", {})
+        sd = f" ± {pct(acc['sd'])}" if acc["sd"] is not None else ""
+        lines.append(f"| {model} | {comp.get('params_m', 0):.2f} | {comp.get('mflops', 0):.0f} | "
+                     if comp else f"| {model} | – | sum of the above | ")
+        lines[-1] += " | ".join(pct(acc["per_fold"][k]) for k in folds)
+        lines[-1] += f" | **{pct(acc['mean'])}**{sd} | {pct(acc['unseen_folds_mean'])} |"
+    lines += ["", "| model | " + " | ".join(f"fold {k}" for k in folds) + " | samples/s |",
+              "|---|" + "---|" * len(folds) + "---|"]
+    for model, e in results["models"].items():
+        if "time" not in e:
+            continue
+        t = e["time"]
+        rate = np.mean([t[k]["samples_per_s"] for k in folds])
+        lines.append(f"| {model} (wall time) | " + " | ".join(
+            f"{t[k]['wall_time_s'] / 60:.1f} min" for k in folds) + f" | {rate:.0f} |")
+    return lines
+
+
+def per_class_table(results: dict, worst: int = 10) -> list[str]:
+    """The ``worst`` classes of the best model, pooled over every fold."""
+    best = max(results["models"], key=lambda m: results["models"][m]["accuracy"]["mean"])
+    per_class = sorted(results["models"][best]["per_class"].items(), key=lambda kv: kv[1])
+    lines = [f"| class ({best}, the {worst} hardest) | accuracy over all folds |", "|---|---|"]
+    lines += [f"| {c} | {pct(a)} |" for c, a in per_class[:worst]]
+    return lines
+
+
+def study_table(study: list[dict]) -> list[str]:
+    lines = ["| experiment | change | model | epochs | dev-fold accuracy | wall time | "
+             "samples/s |", "|---|---|---|---|---|---|---|"]
+    for row in study:
+        for model, acc in row["accuracy"].items():
+            t = row["time"].get(model, {})
+            lines.append(f"| `{row['name']}` | {row['change']} | {model} | {t.get('epochs', '–')}"
+                         f" | {pct(acc)} | " + (f"{t['wall_time_s'] / 60:.1f} min | "
+                                               f"{t['samples_per_s']:.0f} |" if t else "– | – |"))
+    return lines
+
+
+def accuracy_plot(results: dict, path: Path) -> None:
+    """Accuracy against MFLOPs per clip (log scale): Sonic's models beside the anchors."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for a in ANCHORS:
+        if a["mflops"] is not None:
+            ax.scatter(a["mflops"], a["accuracy"], marker="s", color="grey")
+            ax.annotate(f"{a['name']} ({a['params_m']} M)", (a["mflops"], a["accuracy"]),
+                        textcoords="offset points", xytext=(5, -12), fontsize=8)
+        else:
+            ax.axhline(a["accuracy"], color="grey", lw=0.6, ls=":")
+            ax.text(1.0, a["accuracy"] + 0.3, a["name"], fontsize=7, color="grey")
+    for model, e in results["models"].items():
+        if "compute" in e:
+            c, acc = e["compute"], e["accuracy"]
+            ax.errorbar(c["mflops"], 100 * acc["mean"], yerr=100 * (acc["sd"] or 0), fmt="o",
+                        capsize=3, label=f"Sonic {model} ({c['params_m']:.2f} M)")
+    ax.set_xscale("log")
+    ax.set_xlim(1, 3000)
+    ax.set_xlabel("MFLOPs per clip (log scale)")
+    ax.set_ylabel("ESC-50 five-fold accuracy (%)")
+    ax.set_title(f"From scratch; Sonic: {results['machine']}, {results['date']}", fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def page(results: dict, study: list[dict], plot: str, confusion: str) -> str:
+    """The ESC-50 page: how to run it, the five-fold figures, the study, the anchors."""
+    best = max(results["models"], key=lambda m: results["models"][m]["accuracy"]["mean"])
+    acc = results["models"][best]["accuracy"]
+    anchors = ["| published, from scratch | accuracy % | params (M) | MFLOPs |", "|---|---|---|---|"]
+    anchors += [f"| {a['name']} | {a['accuracy']} | {a['params_m'] or '–'} | {a['mflops'] or '–'} |"
+                for a in ANCHORS]
+    text = [
+        "# ESC-50 from scratch on two CPU cores",
+        "",
+        "<!-- generated by `python -m sonic.cv_results page` from metrics/esc50_cv/; "
+        "do not edit -->",
+        "",
+        "Five-fold cross-validation of ESC-50 (2,000 clips, 50 classes, 16 kHz copy), every fold "
+        "held out once and scored once, no pretrained weights. Each fold trains on the other "
+        "four under `split.select: last` (every epoch runs and the last is kept), so no "
+        "held-out clip makes any choice. The recipe's choices were made on one fold only, "
+        f"the development fold ({results['dev_fold']}); the last column gives the mean of the "
+        "folds that no choice looked at.",
+        "",
+        f"Machine: {results['machine']}, 2 cores, no GPU; {results['date']}. Command "
+        "(`ESC50` is your copy in the official layout, see [data](data.md)):",
+        "",
+        "```bash",
+        results["command"],
+        "python -m sonic.cv_results collect --cv data/cv --dev-fold 1 --out metrics/esc50_cv",
+        "```",
+        "",
+        "The run is one DVC experiment through the `cv_*` stages; killed, `dvc exp run` with the "
+        "same arguments resumes each fold after its last finished epoch.",
+        "",
+        "## Five folds",
+        "",
+        *results_tables(results),
+        "",
+        f"Best model: {best}, {pct(acc['mean'])} % five-fold mean. Accuracy (%) on each "
+        "held-out fold (400 clips); MFLOPs count one forward pass over one 5 s clip, 2 per "
+        "multiply-add (torch's `FlopCounterMode`), crops included.",
+        "",
+        *per_class_table(results),
+        "",
+        f"![confusion over all folds]({confusion})",
+        "",
+        "## Accuracy against compute",
+        "",
+        f"![accuracy against MFLOPs]({plot})",
+        "",
+        *anchors,
+        "",
+        "## The study on the development fold",
+        "",
+        "Each row is a named DVC experiment on the development fold alone; the recipe keeps "
+        "what helped there.",
+        "",
+        *study_table(study),
+        "",
+    ]
+    return "\n".join(text)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    c = sub.add_parser("collect", help="results.json, per_class.csv, confusion PNGs")
+    c.add_argument("--cv", type=Path, default=Path("data/cv"))
+    c.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    c.add_argument("--dev-fold", type=int, default=None)
+    c.add_argument("--command", default="", help="the command that trained the folds")
+    c.add_argument("--out", type=Path, required=True)
+    s = sub.add_parser("study", help="add one development-fold experiment to study.json")
+    s.add_argument("--cv", type=Path, default=Path("data/cv"))
+    s.add_argument("--fold", type=int, default=1)
+    s.add_argument("--name", required=True)
+    s.add_argument("--change", required=True, help="what this experiment changed")
+    s.add_argument("--out", type=Path, required=True)
+    g = sub.add_parser("page", help="the Markdown page and the accuracy-against-compute plot")
+    g.add_argument("--results", type=Path, default=Path("metrics/esc50_cv"))
+    g.add_argument("--doc", type=Path, default=Path("docs/esc50.md"))
+    g.add_argument("--plot", type=Path, default=Path("plots/esc50_accuracy_vs_compute.png"))
+    args = parser.parse_args(argv)
+
+    if args.what == "collect":
+        results = collect(args.cv, args.folds, args.dev_fold, args.command)
+        write_json(args.out / "results.json", results)
+        rows = [{"model": m, "class": c, "accuracy": a} for m, e in results["models"].items()
+                for c, a in e["per_class"].items()]
+        write_text(args.out / "per_class.csv", pd.DataFrame(rows).to_csv(index=False))
+        for model in results["models"]:
+            confusion_png(args.cv, args.folds, model, args.out / f"confusion_{model}.png")
+        print("\n".join(results_tables(results)))
+    elif args.what == "study":
+        path = args.out / "study.json"
+        study = json.loads(path.read_text()) if path.exists() else []
+        row = study_row(args.cv, args.fold, args.name, args.change)
+        study = [r for r in study if r["name"] != args.name] + [row]
+        write_json(path, study)
+        print("\n".join(study_table(study)))
+    else:
+        results = json.loads((args.results / "results.json").read_text())
+        study_path = args.results / "study.json"
+        study = json.loads(study_path.read_text()) if study_path.exists() else []
+        best = max(results["models"], key=lambda m: results["models"][m]["accuracy"]["mean"])
+        rel = lambda p: Path("..") / p  # noqa: E731 — docs/ pages link one folder up
+        write_text(args.doc, page(results, study, str(rel(args.plot)),
+                                  str(rel(args.results / f"confusion_{best}.png"))))
+        accuracy_plot(results, args.plot)
+        print(f"written {args.doc} and {args.plot}")
+
+
+if __name__ == "__main__":
+    main()

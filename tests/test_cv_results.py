@@ -1,0 +1,103 @@
+"""Cross-validation results: figures gathered from the cv_* stages' outputs, and the committed
+ESC-50 page regenerated from the committed files."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sonic.config import FeatureConfig, ResNetConfig
+from sonic.cv_results import collect, main, mean_sd, page, study_row
+from sonic.models import build_model
+from sonic.training.checkpoint import save_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ["a", "b", "c"]
+
+
+def fake_cv(root: Path, correct: dict[int, int]) -> Path:
+    """data/cv/<fold>/ as the cv_* stages leave it: 4 held-out clips per fold, ``correct[k]``
+    of them right; one tiny ResNet checkpoint per fold."""
+    (root / "features").mkdir(parents=True)
+    np.save(root / "features/mels.npy", np.zeros((2, 16, 40), np.float32))
+    torch.manual_seed(0)
+    model = build_model("resnet", ResNetConfig(blocks=(1, 1), widths=(16, 16)), 3)
+    for k, right in correct.items():
+        fold = root / "cv" / str(k)
+        pairs = [{"actual": CLASSES[i % 3], "predicted": CLASSES[i % 3] if i < right else
+                  CLASSES[(i + 1) % 3]} for i in range(4)]
+        (fold / "evaluate/plots/sklearn/test").mkdir(parents=True)
+        (fold / "evaluate/plots/sklearn/test/resnet_confusion.json").write_text(json.dumps(pairs))
+        (fold / "evaluate/metrics.json").write_text(json.dumps(
+            {"test": {"resnet": {"accuracy": right / 4, "macro_f1": 0.0}}}))
+        (fold / "train_resnet").mkdir(parents=True)
+        (fold / "train_resnet/run.json").write_text(json.dumps(
+            {"wall_time_s": 60.0 * k, "samples_per_s": 100.0, "train_samples": 8,
+             "parameters": 1}))
+        (fold / "train_resnet/metrics.json").write_text(json.dumps({"epochs": 3}))
+        save_checkpoint(fold / "models/resnet.pt", "resnet", model, CLASSES,
+                        FeatureConfig(n_mels=16), -40.0, 20.0, crop_frames=20, test_crops=3)
+    return root / "cv"
+
+
+def test_collect_gives_per_fold_mean_sd_unseen_folds_per_class_and_compute(tmp_path):
+    cv = fake_cv(tmp_path, {1: 4, 2: 2, 3: 3})
+    res = collect(cv, [1, 2, 3], dev_fold=1, command="dvc exp run ...")
+    acc = res["models"]["resnet"]["accuracy"]
+    assert acc["per_fold"] == {"1": 1.0, "2": 0.5, "3": 0.75}
+    assert acc["mean"] == pytest.approx(0.75) and acc["sd"] == pytest.approx(0.25)
+    assert acc["unseen_folds_mean"] == pytest.approx(0.625)  # folds 2 and 3 only
+    # pooled over folds: clip i of each fold is class "abca"[i], the first `right` right
+    assert res["models"]["resnet"]["per_class"] == {
+        "a": pytest.approx(4 / 6), "b": pytest.approx(1.0), "c": pytest.approx(2 / 3)}
+    assert res["models"]["resnet"]["clips"] == 12
+    comp = res["models"]["resnet"]["compute"]
+    single = build_model("resnet", ResNetConfig(blocks=(1, 1), widths=(16, 16)), 3)
+    assert comp["params_m"] == pytest.approx(sum(p.numel() for p in single.parameters()) / 1e6)
+    assert comp["mflops"] > 0
+    assert res["models"]["resnet"]["time"]["2"]["wall_time_s"] == 120.0
+
+
+def test_collect_per_class_is_pooled_over_folds(tmp_path):
+    cv = fake_cv(tmp_path, {1: 4, 2: 1})
+    per_class = collect(cv, [1, 2], None, "")["models"]["resnet"]["per_class"]
+    # fold 1 all right; fold 2 only its clip 0 (class a): a 3 of 4, b 1 of 2, c 1 of 2
+    assert per_class == {"a": pytest.approx(3 / 4), "b": pytest.approx(1 / 2),
+                         "c": pytest.approx(1 / 2)}
+
+
+def test_mean_sd_uses_ddof_1():
+    assert mean_sd([0.8, 0.9]) == {"mean": pytest.approx(0.85), "sd": pytest.approx(0.0707107)}
+    assert mean_sd([0.8])["sd"] is None
+
+
+def test_study_rows_and_the_page_from_files(tmp_path):
+    cv = fake_cv(tmp_path, {1: 3, 2: 4})
+    row = study_row(cv, 1, "dev_x", "MixUp on 80 % of batches")
+    assert row["accuracy"] == {"resnet": 0.75} and row["time"]["resnet"]["epochs"] == 3
+    out = tmp_path / "results"
+    main(["collect", "--cv", str(cv), "--folds", "1", "2", "--dev-fold", "1", "--out", str(out),
+          "--command", "dvc exp run -n x"])
+    main(["study", "--cv", str(cv), "--fold", "1", "--name", "dev_x", "--change", "y", "--out",
+          str(out)])
+    doc, plot = tmp_path / "esc50.md", tmp_path / "plot.png"
+    main(["page", "--results", str(out), "--doc", str(doc), "--plot", str(plot)])
+    text = doc.read_text()
+    assert "**87.5** ± 17.7" in text and "| `dev_x` | y | resnet | 3 | 75.0 |" in text
+    assert plot.stat().st_size > 0 and (out / "confusion_resnet.png").exists()
+
+
+@pytest.mark.skipif(not (REPO / "metrics/esc50_cv/results.json").exists(),
+                    reason="no committed ESC-50 results")
+def test_the_committed_esc50_page_is_what_the_command_writes():
+    results = json.loads((REPO / "metrics/esc50_cv/results.json").read_text())
+    study_path = REPO / "metrics/esc50_cv/study.json"
+    study = json.loads(study_path.read_text()) if study_path.exists() else []
+    best = max(results["models"], key=lambda m: results["models"][m]["accuracy"]["mean"])
+    expected = page(results, study, "../plots/esc50_accuracy_vs_compute.png",
+                    f"../metrics/esc50_cv/confusion_{best}.png")
+    assert (REPO / "docs/esc50.md").read_text() == expected, (
+        "docs/esc50.md is stale: run `python -m sonic.cv_results page`")
