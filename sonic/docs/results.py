@@ -336,7 +336,27 @@ def headline(root: Path) -> str:
                 f"generated clips (of real clips: {pct['judge_accuracy_real']}); a CNN trained "
                 f"on generated clips only scores {pct['cas']} on real ones ({pct['cas_real']} "
                 "when trained on real clips).")
-    return "\n\n".join([body, gen_line, prov.source(paths, DEMO).line().replace("../", "")])
+    parts = [body, gen_line, prov.source(paths, DEMO).line().replace("../", "")]
+    esc50 = root / "metrics/esc50_cv/results.json"
+    if esc50.exists():
+        parts.append(esc50_line(load(esc50)))
+    return "\n\n".join(parts)
+
+
+def esc50_line(r: dict) -> str:
+    """One sentence of the ESC-50 five-fold figures (``sonic.cv_results collect``)."""
+    shown = []
+    for model, e in r["models"].items():
+        acc = e["accuracy"]
+        sd = f" ± {100 * acc['sd']:.1f}" if acc["sd"] is not None else ""
+        compute = e.get("compute")
+        size = f" ({compute['params_m']:.1f} M parameters, {compute['mflops']:.0f} MFLOPs per " \
+               "clip)" if compute else ""
+        shown.append(f"`{model}` **{100 * acc['mean']:.1f}{sd} %**{size}")
+    folds = len(r["folds"])
+    return (f"ESC-50, {folds} folds, from scratch, no held-out clip making any choice: "
+            + "; ".join(shown) + f" — {r['machine']}, {r['date']}; recipe, per fold and class, "
+            "and the published anchors: [docs/esc50.md](docs/esc50.md).")
 
 
 def stamp_paths(root: Path) -> list[str]:
