@@ -1,0 +1,195 @@
+"""``python -m sonic.bench.hostile``: ``sonic serve`` under a bounded adversarial load.
+
+The requests of issue 25 — a FLAC of an hour of tone, a WAV declaring 1 Hz, a 1e20 float sine,
+a truncated WAV without its suffix, 33 channels, ``hop=0.00001``, an inspect answer of
+``window=600&channels=64``, ``seed=2**70``, a foreign ``Origin`` and an unknown ``Host`` — are
+sent ``--requests`` times, ``--concurrency`` at a time, to a real server on a free loopback port
+while one normal client keeps posting a good clip. Reported: the status and slowest answer of
+each kind, the normal client's successes and failures, and the server's peak resident memory
+(``VmHWM``). The same requests serve ``tests/test_hostile_serve.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from sonic.bench.inference import free_loopback_port
+
+
+@dataclass(frozen=True)
+class Hostile:
+    """One request and the status it must get."""
+
+    name: str
+    route: str
+    expect: int
+    file: Path | None = None
+    params: dict = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)
+    body: dict | None = None  # JSON instead of a file
+
+
+def write_inputs(folder: Path, long_seconds: float) -> dict[str, Path]:
+    """The files: ``good.wav`` (1 s of tone) and the hostile ones (a few hundred kB at most)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.arange(8000, dtype=np.float32) / 8000
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    sf.write(folder / "good.wav", tone, 8000, subtype="PCM_16")
+    with sf.SoundFile(folder / "long.flac", "w", 8000, 1, "PCM_16") as f:
+        for _ in range(int(long_seconds)):  # constant tone: FLAC packs an hour into ~90 kB
+            f.write(tone)
+    sf.write(folder / "one_hz.wav", tone[:2000], 8000, subtype="PCM_16")
+    data = bytearray((folder / "one_hz.wav").read_bytes())
+    data[24:32] = (1).to_bytes(4, "little") + (2).to_bytes(4, "little")  # rate 1 Hz, 2 B/s
+    (folder / "one_hz.wav").write_bytes(bytes(data))
+    sf.write(folder / "loud.wav", tone * 1e20, 8000, subtype="FLOAT")
+    sf.write(folder / "wide.wav", np.tile(tone[:800, None], (1, 33)), 8000, subtype="PCM_16")
+    whole = (folder / "good.wav").read_bytes()
+    (folder / "recording").write_bytes(whole[:len(whole) // 2])  # truncated, no suffix
+    return {p.stem: p for p in folder.iterdir()}
+
+
+def hostile_requests(files: dict[str, Path]) -> list[Hostile]:
+    """The hostile requests of issue 25 and the 4xx each must get."""
+    good = files["good"]
+    return [
+        Hostile("hour-long FLAC", "/api/predict", 422, files["long"]),
+        Hostile("WAV declaring 1 Hz", "/api/predict", 422, files["one_hz"]),
+        Hostile("1e20 float sine", "/api/predict", 422, files["loud"]),
+        Hostile("33 channels", "/api/predict", 422, files["wide"]),
+        Hostile("truncated WAV, no suffix", "/api/predict", 422, files["recording"]),
+        Hostile("hop=0.00001", "/api/predict", 422, good, {"hop": "0.00001"}),
+        Hostile("inspect window=600 channels=64", "/api/inspect", 422, good,
+                {"window": "600", "channels": "64"}),
+        Hostile("seed=2**70", "/api/generate", 422, body={"label": "x", "seed": 2**70}),
+        Hostile("foreign Origin", "/api/predict", 403, good,
+                headers={"Origin": "http://evil.example"}),
+        Hostile("unknown Host", "/api/predict", 400, good, headers={"Host": "evil.example"}),
+    ]
+
+
+def send(base: str, request: Hostile, timeout: float = 60.0) -> tuple[int, str, float]:
+    """(status, body, seconds) of one request."""
+    url = f"{base}{request.route}"
+    if request.params:
+        url += "?" + "&".join(f"{k}={v}" for k, v in request.params.items())
+    headers = dict(request.headers)
+    if request.body is not None:
+        data = json.dumps(request.body).encode()
+        headers["Content-Type"] = "application/json"
+    else:
+        boundary = uuid.uuid4().hex
+        data = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename='
+                f'"{request.file.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+                ).encode() + request.file.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+    req = urllib.request.Request(url, data, headers, method="POST")
+    t0 = time.perf_counter()
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return response.status, response.read().decode(), time.perf_counter() - t0
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(), time.perf_counter() - t0
+
+
+def start_server(models: Path, port: int, *extra: str, preexec_fn=None,
+                 env: dict | None = None) -> subprocess.Popen:
+    """``sonic serve`` with ``models``' cnn.pt on 127.0.0.1:``port``, once it answers;
+    ``preexec_fn`` runs in the child before it starts (e.g. a memory limit)."""
+    cmd = [sys.executable, "-m", "sonic", "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--models", str(models / "cnn.pt"), "--generator", "none", *extra]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=preexec_fn,
+                              env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/models", timeout=2).read()
+            return server
+        except OSError:
+            if server.poll() is not None:
+                raise RuntimeError(f"sonic serve exited: {server.stderr.read()[-2000:]}") from None
+            time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("sonic serve did not answer within 120 s")
+
+
+def peak_rss_mib(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a live process, MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+
+
+def run(models: Path, n_requests: int = 50, concurrency: int = 4,
+        long_seconds: float = 3600.0) -> dict:
+    """The adversarial load against a fresh server; the figures as a dict."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = write_inputs(Path(tmp), long_seconds)
+        kinds = hostile_requests(files)
+        port = free_loopback_port()
+        server = start_server(models, port)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            idle = peak_rss_mib(server.pid)
+            normal, stop = [], threading.Event()
+
+            def client() -> None:
+                good = Hostile("normal", "/api/predict", 200, files["good"])
+                while not stop.is_set():
+                    normal.append(send(base, good)[0])
+
+            thread = threading.Thread(target=client)
+            thread.start()
+            jobs = [kinds[i % len(kinds)] for i in range(n_requests)]
+            with ThreadPoolExecutor(concurrency) as pool:
+                answers = list(pool.map(lambda r: send(base, r), jobs))
+            stop.set()
+            thread.join()
+            peak = peak_rss_mib(server.pid)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    per_kind = {}
+    for request, (status, _, seconds) in zip(jobs, answers):
+        entry = per_kind.setdefault(request.name, {"expect": request.expect, "statuses": [],
+                                                   "slowest_s": 0.0})
+        entry["statuses"].append(status)
+        entry["slowest_s"] = round(max(entry["slowest_s"], seconds), 3)
+    return {"hostile_requests": n_requests, "concurrency": concurrency,
+            "all_as_expected": all(s == r.expect for r, (s, _, _) in zip(jobs, answers)),
+            "slowest_s": round(max(s for _, _, s in answers), 3),
+            "per_kind": per_kind, "normal_ok": normal.count(200),
+            "normal_failed": len(normal) - normal.count(200),
+            "server_rss_idle_mib": round(idle, 1), "server_rss_peak_mib": round(peak, 1)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", type=Path, default=Path("data/models"),
+                        help="folder with cnn.pt (default data/models)")
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--long-seconds", type=float, default=3600.0,
+                        help="duration of the long FLAC (default one hour)")
+    args = parser.parse_args(argv)
+    print(json.dumps(run(args.models, args.requests, args.concurrency, args.long_seconds),
+                     indent=2))
+
+
+if __name__ == "__main__":
+    main()
