@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -30,40 +29,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from browser_helpers import (WAIT, console_errors, drawn, keep_screenshots, require_chromium,
+                             start_chromium)
 from sonic.bench.inference import free_loopback_port
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--window-size=1280,800"]
-WAIT = 30  # s, the most any page update may take on a busy 2-core machine
-
-# The fraction of a canvas's pixels that differ from its top-left pixel (0 for a blank one).
-DRAWN = """
-const c = arguments[0];
-if (!c.width || !c.height) return 0;
-const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-let n = 0;
-for (let i = 0; i < d.length; i += 4) {
-  if (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2] || d[i + 3] !== d[3]) n++;
-}
-return n / (c.width * c.height);
-"""
-
 
 @pytest.fixture(autouse=True, scope="module")
 def require_browser() -> None:
-    """Fail (skip only with SONIC_SKIP_BROWSER=1) when Debian's Chromium is not installed,
-    before any model is trained or server started."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    if missing:
-        message = (f"{' and '.join(missing)} not found: install them with `apt-get install "
-                   "chromium chromium-driver` (or set SONIC_SKIP_BROWSER=1 to skip)")
-        if os.environ.get("SONIC_SKIP_BROWSER") == "1":
-            pytest.skip(message)
-        pytest.fail(message)
+    """Chromium is checked before any model is trained or server started."""
+    require_chromium()
 
 
 def get_json(url: str) -> dict:
@@ -133,16 +109,7 @@ def server(models: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Call
 @pytest.fixture
 def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Headless Debian Chromium in a 1280×800 window with a fresh profile, console logging on."""
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download a driver
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS + [f"--user-data-dir={tmp_path / 'profile'}"]:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver = start_chromium(tmp_path / "profile", monkeypatch)
     try:
         yield driver
     finally:
@@ -167,15 +134,6 @@ def wait_for(driver, condition: Callable, message: str):
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(condition, message)
-
-
-def console_errors(driver, allowed: tuple[str, ...] = ()) -> list[str]:
-    return [e["message"] for e in driver.get_log("browser")
-            if e["level"] == "SEVERE" and not any(a in e["message"] for a in allowed)]
-
-
-def drawn(driver, element) -> float:
-    return driver.execute_script(DRAWN, element)
 
 
 def inspected_window(driver) -> int | None:
@@ -204,11 +162,7 @@ def save_screenshots(driver, tmp_path: Path) -> list[Path]:
     assert overflow <= 390, f"the phone view is {overflow} px wide"
     driver.save_screenshot(str(shots[1]))
     driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-    if os.environ.get("SONIC_SCREENSHOTS"):
-        folder = Path(os.environ["SONIC_SCREENSHOTS"])
-        folder.mkdir(parents=True, exist_ok=True)
-        for shot in shots:
-            shutil.copy(shot, folder / shot.name)
+    keep_screenshots(*shots)
     return shots
 
 

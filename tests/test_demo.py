@@ -188,7 +188,8 @@ def _class_means(per_class: int) -> dict[str, np.ndarray]:
 
 def test_confusable_pairs_are_closer_than_most_classes():
     """Each designed pair is nearer (class means of clean clips) than the median pair of classes,
-    and the first two are each other's nearest class: the demo is hard where it claims to be."""
+    and the first and third are each other's nearest class (drilling's after rain): the demo is
+    hard where it claims to be."""
     means = _class_means(per_class=6)
     dist = {(a, b): np.linalg.norm(means[a] - means[b]) for a in means for b in means if a != b}
     median = np.median(list(dist.values()))
@@ -196,8 +197,10 @@ def test_confusable_pairs_are_closer_than_most_classes():
         assert dist[a, b] < median, (a, b, dist[a, b], median)
     for a, b in (CONFUSABLE[0], CONFUSABLE[2]):
         for c, partner in ((a, b), (b, a)):
-            nearest = min((k for k in means if k != c), key=lambda k: dist[c, k])
-            assert nearest == partner or c == "drilling", (c, nearest)  # drilling: near rain too
+            near_too = {"drilling": {"rain"}}.get(c, set())  # drilling: rain is nearer still
+            nearest = min((k for k in means if k != c and k not in near_too),
+                          key=lambda k: dist[c, k])
+            assert nearest == partner, (c, nearest)
 
 
 def test_default_demo_covers_every_class_with_enough_val_and_test_clips():

@@ -20,6 +20,8 @@ import pytest
 import torch
 import yaml
 
+from sonic.tensorfile import load_payload
+
 pytestmark = pytest.mark.slow
 
 CLASSES = ["dog_bark", "drilling", "siren", "engine_idling", "rain"]
@@ -213,8 +215,9 @@ def _figures(text: str) -> dict:
 
 
 def _same_checkpoint(a: Path, b: Path) -> bool:
-    """torch.save archives differ in a random serialisation id: compare what they hold."""
-    x, y = (torch.load(p, map_location="cpu", weights_only=True) for p in (a, b))
+    """What two checkpoints hold (classifiers: safetensors; the GAN's: a torch.save archive,
+    which differs in a random serialisation id)."""
+    x, y = (load_payload(p) for p in (a, b))
 
     def same(u, v) -> bool:
         if isinstance(u, torch.Tensor):

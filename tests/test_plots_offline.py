@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import random
 import re
 import shutil
@@ -24,16 +23,12 @@ from pathlib import Path
 import pytest
 from configobj import ConfigObj
 
+from browser_helpers import (OFFLINE, WAIT, console_errors, drawn, keep_screenshots,
+                             require_chromium, start_chromium)
 from sonic.dvc_plots import dvc_render_pins, inlined, repeated_plots, vendored
 
 REPO = Path(__file__).resolve().parents[1]
 DVC_FILES = ("config", ".gitignore", "html/plots.html", "plots/confusion_adaptive.json")
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--window-size=1280,800",
-         "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost"]
-WAIT = 30  # s, the most the page may take to draw on a busy 2-core machine
 ESC50 = [f"class_{i:02d}_{'abcdefghijkl'[:i % 13]}" for i in range(50)]  # 9-21 characters
 
 # Two plot files whose DVC ids collide (both become "curves_train_loss_csv"), a JSON and a CSV
@@ -60,18 +55,6 @@ BOXES = {"curves_train_loss_csv": 2, "confusion_small_json": 1, "confusion_esc50
          "images_grid_png": 1}  # DVC's <div> ids on the page → how many
 VEGA_TITLES = ["curves/train/loss.csv", "curves/train_loss.csv", "confusion/small.json",
                "confusion/esc50.csv"]
-
-# The fraction of a canvas's pixels that differ from its top-left pixel (0 for a blank one).
-DRAWN = """
-const c = arguments[0];
-if (!c.width || !c.height) return 0;
-const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-let n = 0;
-for (let i = 0; i < d.length; i += 4) {
-  if (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2] || d[i + 3] !== d[3]) n++;
-}
-return n / (c.width * c.height);
-"""
 
 # Per Vega box: its title, canvas size, and for a confusion its band steps (px), panels, and
 # each axis's labels with their bounds (scene-graph coordinates, px).
@@ -186,30 +169,15 @@ def pages(plots_repo: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def chromium() -> None:
-    """Fail (skip only with SONIC_SKIP_BROWSER=1) when Debian's Chromium is not installed,
-    before DVC runs."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    if missing:
-        message = (f"{' and '.join(missing)} not found: install them with `apt-get install "
-                   "chromium chromium-driver` (or set SONIC_SKIP_BROWSER=1 to skip)")
-        if os.environ.get("SONIC_SKIP_BROWSER") == "1":
-            pytest.skip(message)
-        pytest.fail(message)
+    """Chromium is checked before DVC runs."""
+    require_chromium()
 
 
 @pytest.fixture
 def browser(chromium: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Headless Debian Chromium that resolves no host name, logging the console and network."""
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download a driver
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS + [f"--user-data-dir={tmp_path / 'profile'}"]:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver = start_chromium(tmp_path / "profile", monkeypatch, (OFFLINE,),
+                            ("browser", "performance"))
     try:
         yield driver
     finally:
@@ -230,10 +198,7 @@ def full_page_screenshot(driver, path: Path) -> Path:
         "format": "png", "captureBeyondViewport": True,
         "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}})
     path.write_bytes(base64.b64decode(shot["data"]))
-    if os.environ.get("SONIC_SCREENSHOTS"):
-        folder = Path(os.environ["SONIC_SCREENSHOTS"])
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, folder / path.name)
+    keep_screenshots(path)
     return path
 
 
@@ -284,7 +249,7 @@ def test_page_draws_every_plot_offline(kind: str, pages: dict[str, Path], browse
     for box in browser.find_elements(By.CSS_SELECTOR, ".vega-embed"):
         canvas = box.find_element(By.TAG_NAME, "canvas")
         assert canvas.size["width"] > 200 and canvas.size["height"] > 200
-        assert browser.execute_script(DRAWN, canvas) > 0.02
+        assert drawn(browser, canvas) > 0.02
 
     small, esc50 = (next(v for v in views if v["id"] == f"confusion_{name}")
                     for name in ("small_json", "esc50_csv"))
@@ -299,7 +264,7 @@ def test_page_draws_every_plot_offline(kind: str, pages: dict[str, Path], browse
 
     shot = full_page_screenshot(browser, tmp_path / f"dvc-plots-{kind}.png")
     assert shot.stat().st_size > 20_000
-    assert [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    assert console_errors(browser) == []
     assert [u for u in requested_urls(browser) if re.match(r"(https?|wss?|ftp):", u)] == []
 
 

@@ -165,6 +165,7 @@ def test_many_files_give_the_same_results_batched_and_one_by_one(trained) -> Non
     files = sorted((trained.data / "train").rglob("*.wav"))
     batched = Predictor.load("ensemble", trained.models, batch_size=4)
     together = list(batched.predict_files(files, workers=2))
+    assert len(together) == len(files)  # one result per file: none dropped
     for path, result in zip(files, together):
         alone = batched.predict_file(path)
         assert result.path == str(path)

@@ -16,6 +16,7 @@ import torch
 
 from sonic.config import CNNConfig, TrainConfig, to_dict
 from sonic.models import build_model
+from sonic.tensorfile import load_payload
 from sonic.training.data import MelSet, db_stats
 from sonic.training.loop import fit
 from sonic.training.resume import ResumeFile, fingerprint
@@ -235,7 +236,7 @@ def train_with(staged, nproc: int, device: str = "cpu") -> tuple[dict, dict, dic
     assert run.returncode == 0, run.stdout + run.stderr
     return (json.loads((out / "live/metrics.json").read_text()),
             json.loads((out / "live/run.json").read_text()),
-            torch.load(out / "cnn.pt", weights_only=True))
+            load_payload(out / "cnn.pt"))
 
 
 def test_two_gloo_processes_train_like_one(staged):

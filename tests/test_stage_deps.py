@@ -6,6 +6,10 @@ describing code that no longer exists (and ``tests/test_lock.py`` cannot tell). 
 each stage script's imports — at any depth, lazy ones inside functions included — follows them
 through ``sonic`` (and ``stages``) transitively, and names every module file that no declared
 dep covers, a dep covering a file when it is that file or a folder holding it.
+
+The other way round, a declared code dep the stage never runs re-runs it for nothing (a change
+to ``sonic/generation/quality.py``, used by ``synthesize`` alone, would retrain the GAN): code
+deps are the module files the stage runs, never a folder and never a module it does not import.
 """
 from __future__ import annotations
 
@@ -116,3 +120,24 @@ def test_stage_deps_cover_every_module_it_runs(stage: str) -> None:
                      if p != ROOT_INIT and not covered(p, deps))
     assert not missing, (f"dvc.yaml: stage {stage} runs {', '.join(missing)} but does not list "
                          "it (or a folder holding it) in its deps")
+
+
+@pytest.mark.parametrize("stage", sorted(stage_scripts()))
+def test_stage_code_deps_are_only_the_modules_it_runs(stage: str) -> None:
+    module, deps = stage_scripts()[stage]
+    runs = {p.relative_to(REPO).as_posix() for p in modules_run_by_stage(module)}
+    code = [d.rstrip("/") for d in deps if d.split("/")[0] in PACKAGES]
+    folders = [d for d in code if (REPO / d).is_dir()]
+    unused = [d for d in code if d not in runs and d not in folders]
+    assert not folders, (f"dvc.yaml: stage {stage} lists the folder(s) {', '.join(folders)}: "
+                         "list the modules it imports from there instead")
+    assert not unused, (f"dvc.yaml: stage {stage} lists {', '.join(unused)}, which it does not "
+                        "import: drop it, or an edit there re-runs the stage for nothing")
+
+
+def test_an_edit_to_the_sample_quality_code_leaves_the_gan_and_classifiers_cached() -> None:
+    """``quality.py`` measures samples: the stages that measure them re-run, no training does."""
+    listing = {name for name, (_, deps) in stage_scripts().items()
+               if covered(REPO / "sonic/generation/quality.py", deps)}
+    assert "synthesize" in listing
+    assert not listing & {"train_cgan", "train_cnn", "train_resnet", "cv_train", "evaluate"}

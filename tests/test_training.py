@@ -1,8 +1,13 @@
 """The training loop's parts: MixUp and label-smoothing maths, SpecAugment bounds, early
-stopping, checkpoint round trip and determinism of a tiny run."""
+stopping, checkpoint round trip, stable checkpoint bytes and determinism of a tiny run."""
 from __future__ import annotations
 
+import copy
+import dataclasses
+import hashlib
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +16,7 @@ import torch.nn.functional as F
 
 from sonic.config import CNNConfig, FeatureConfig, ResNetConfig, TrainConfig
 from sonic.models import build_model
-from sonic.training.checkpoint import load_classifier, save_checkpoint
+from sonic.training.checkpoint import Classifier, load_classifier, save_checkpoint
 from sonic.training.data import MelSet
 from sonic.training.loop import EarlyStopping, fit
 from sonic.training.regularize import mask_along, mixed_cross_entropy, mixup, spec_augment
@@ -77,6 +82,11 @@ def test_spec_augment_masks_both_axes_only():
     out = spec_augment(x, 2, 4, 2, 3, gen)
     changed = out != x
     assert (out[changed] == 0).all()
+    zero = out[:, 0] == 0  # (B, 16, 12); randn is never exactly 0
+    rows, cols = zero.all(dim=2), zero.all(dim=1)  # whole mel bins (B, 16), whole frames (B, 12)
+    assert torch.equal(zero, rows[:, :, None] | cols[:, None, :])  # only whole bins and frames
+    assert (rows.sum(1) <= 2 * 4).all() and (cols.sum(1) <= 2 * 3).all()  # within the widths
+    assert rows.any(1).sum() >= 4 and cols.any(1).sum() >= 4  # both axes masked, not by chance
 
 
 def test_early_stopping_stops_after_patience_and_tracks_best():
@@ -114,14 +124,26 @@ def tiny_run(seed: int = 0) -> tuple[list[dict], torch.nn.Module, float, float]:
     return result.history, model, mean, std
 
 
-def test_a_tiny_run_is_deterministic():
-    first, _, _, _ = tiny_run()
-    second, _, _, _ = tiny_run()
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_a_tiny_run_is_deterministic(tmp_path):
+    """Two runs give the same history and, saved, the same checkpoint file byte for byte (what
+    lets DVC keep the stages below a forced re-run cached)."""
+    first, model_a, mean, std = tiny_run()
+    second, model_b, _, _ = tiny_run()
     assert first == second
+    for name, model in (("a.pt", model_a), ("b.pt", model_b)):
+        save_checkpoint(tmp_path / name, "cnn", model, ["a", "b", "c"], FeatureConfig(n_mels=16),
+                        mean, std, **first[-1])
+    assert md5(tmp_path / "a.pt") == md5(tmp_path / "b.pt")
 
 
-@pytest.mark.parametrize("name,cfg", [("cnn", TINY_CNN),
-                                      ("resnet", ResNetConfig(blocks=(1, 1), widths=(16, 16)))])
+CHECKPOINT_MODELS = [("cnn", TINY_CNN), ("resnet", ResNetConfig(blocks=(1, 1), widths=(16, 16)))]
+
+
+@pytest.mark.parametrize("name,cfg", CHECKPOINT_MODELS)
 def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, name, cfg):
     torch.manual_seed(0)
     model = build_model(name, cfg, 3).eval()
@@ -136,3 +158,63 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, name, cfg):
     assert np.allclose(got, expected.softmax(-1).numpy(), atol=1e-6)
     assert loaded.classes == ["a", "b", "c"] and loaded.features.n_mels == 16
     assert math.isclose(loaded.mean, -50.0) and loaded.meta["epoch"] == 1
+    original = Classifier(name, model, ["a", "b", "c"], FeatureConfig(n_mels=16), -50.0, 20.0, {})
+    for key, value in original.predict(db).items():
+        assert np.array_equal(got if key == "probs" else loaded.predict(db)[key], value), key
+
+
+@pytest.mark.parametrize("name,cfg", CHECKPOINT_MODELS)
+def test_two_saves_of_one_state_give_the_same_bytes(tmp_path, name, cfg):
+    """The same weights and metadata give the same file: saved twice, from a copy of the model,
+    and again from the checkpoint loaded back."""
+    torch.manual_seed(0)
+    model = build_model(name, cfg, 3).eval()
+    rest = (["a", "b", "c"], FeatureConfig(n_mels=16), -50.0, 20.0)
+    meta = {"epoch": 4, "val_accuracy": 0.8125, "val_loss": 0.1 + 0.2, "crop_frames": 8,
+            "test_crops": 3}
+    save_checkpoint(tmp_path / "one.pt", name, model, *rest, **meta)
+    save_checkpoint(tmp_path / "two.pt", name, copy.deepcopy(model), *rest, **meta)
+    back = load_classifier(tmp_path / "one.pt")
+    assert back.meta == meta and back.crops == (8, 3)
+    save_checkpoint(tmp_path / "three.pt", back.name, back.model, back.classes, back.features,
+                    back.mean, back.std, **back.meta)
+    assert md5(tmp_path / "one.pt") == md5(tmp_path / "two.pt") == md5(tmp_path / "three.pt")
+
+
+def test_a_checkpoint_is_safetensors_with_its_metadata_as_json(tmp_path):
+    """Weights under ``state_dict/<name>``, everything else as JSON in the header: nothing in
+    the file needs unpickling."""
+    from safetensors import safe_open
+
+    model = build_model("cnn", TINY_CNN, 3)
+    path = tmp_path / "cnn.pt"
+    save_checkpoint(path, "cnn", model, ["a", "b", "c"], FeatureConfig(n_mels=16), -50.0, 20.0,
+                    epoch=2)
+    with safe_open(path, "pt") as f:
+        header = json.loads(f.metadata()["sonic"])
+        assert set(f.keys()) == {f"state_dict/{k}" for k in model.state_dict()}
+    assert header["model"] == "cnn" and header["classes"] == ["a", "b", "c"]
+    assert header["norm"] == {"mean": -50.0, "std": 20.0} and header["meta"] == {"epoch": 2}
+
+
+def test_a_checkpoint_in_the_torch_save_format_still_loads(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("cnn", TINY_CNN, 3).eval()
+    path = tmp_path / "old.pt"
+    torch.save({"model": "cnn", "model_config": dataclasses.asdict(TINY_CNN),
+                "state_dict": model.state_dict(), "classes": ["a", "b", "c"],
+                "features": dataclasses.asdict(FeatureConfig(n_mels=16)),
+                "norm": {"mean": -50.0, "std": 20.0}, "meta": {"epoch": 1}}, path)
+    db, _ = toy_data(6, 2)
+    expected = Classifier("cnn", model, ["a", "b", "c"], FeatureConfig(n_mels=16), -50.0, 20.0,
+                          {}).predict(db)["probs"]
+    assert np.array_equal(load_classifier(path).predict(db)["probs"], expected)
+
+
+def test_a_file_that_is_no_checkpoint_is_named_in_the_error(tmp_path):
+    path = tmp_path / "cnn.pt"
+    path.write_text("not a model at all")
+    with pytest.raises(ValueError, match="cnn.pt: not a Sonic checkpoint.*dvc repro"):
+        load_classifier(path)
+    with pytest.raises(FileNotFoundError, match="missing.pt: no checkpoint"):
+        load_classifier(tmp_path / "missing.pt")

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-from tqdm import tqdm
 
 from sonic.audio.synths import SYNTHS, filt, noise, tone
 from sonic.config import DemoConfig
+from sonic.progress import progress
 from sonic.runtime import atomic_path, worker_pool, write_text
 
 INTERNAL_SR = 32000  # Hz; files at 44.1 and 48 kHz hold nothing above 16 kHz, like many real ones
@@ -215,7 +215,7 @@ def _write_all(out: Path, cfg: DemoConfig) -> dict:
             results = pool.imap(_render_and_write, jobs, chunksize=4)
         else:
             results = map(_render_and_write, jobs)
-        for (split, label, _, relpath), (nuisance, seconds) in tqdm(
+        for (split, label, _, relpath), (nuisance, seconds) in progress(
                 zip(plan, results), total=len(plan), desc="demo clips", unit="clip"):
             if split == "test":
                 answers.append(f"{Path(relpath).name},{label}")

@@ -10,11 +10,11 @@ import zlib
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from sonic.augment.ops import augment_clip
 from sonic.config import AugmentConfig, FeatureConfig
 from sonic.features.mel import waves_to_mels
+from sonic.progress import progress
 from sonic.runtime import worker_pool
 
 
@@ -48,9 +48,9 @@ def augment_training_clips(waves: np.ndarray, clips: pd.DataFrame, cfg: AugmentC
     bar = dict(total=len(jobs), desc="augment", unit="copy")
     if cfg.workers > 1 and len(jobs) > 1:
         with worker_pool(cfg.workers) as pool:
-            results = list(tqdm(pool.imap(_augment_one, jobs, chunksize=4), **bar))
+            results = list(progress(pool.imap(_augment_one, jobs, chunksize=4), **bar))
     else:
-        results = [_augment_one(job) for job in tqdm(jobs, **bar)]
+        results = [_augment_one(job) for job in progress(jobs, **bar)]
     n_mels, n_frames = features.n_mels, features.n_frames
     if not results:
         return np.empty((0, n_mels, n_frames), np.float32), pd.DataFrame(

@@ -30,6 +30,7 @@ from sonic.config import FeatureConfig
 from sonic.features.mel import cached_logmel, fix_length, waves_to_mels
 from sonic.features.store import INDEX_COLUMNS
 from sonic.features.stream import decode_mono
+from sonic.progress import progress
 from sonic.runtime import ordered_map, save_npy, sweep, tagged
 
 WORKER_DIED = ("the decoding process died while reading this file (killed by the system, e.g. "
@@ -110,9 +111,9 @@ def _died(job: Job) -> BadFile:
 def _run(jobs: list[Job], workers: int):
     bar = dict(total=len(jobs), desc="decode", unit="clip")
     if workers <= 1:
-        yield from tqdm(map(_decode, jobs), **bar)
+        yield from progress(map(_decode, jobs), **bar)
         return
-    yield from tqdm(ordered_map(_decode, jobs, workers, _died, ahead=8), **bar)
+    yield from progress(ordered_map(_decode, jobs, workers, _died, ahead=8), **bar)
 
 
 def extract(clips: list[Clip], cfg: FeatureConfig, on_bad_file: str = "skip",

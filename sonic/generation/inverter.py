@@ -21,13 +21,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchaudio
-from tqdm import tqdm
 
 from sonic.config import FeatureConfig, InvertConfig
 from sonic.features.mel import AMIN
 from sonic.generation.invert import (griffin_lim, mel_db_to_wave, stft_magnitude,
                                      waveform_convergence)
-from sonic.runtime import atomic_path
+from sonic.progress import progress
+from sonic.tensorfile import load_payload, save_payload
 
 
 def filterbank(cfg: FeatureConfig) -> torch.Tensor:
@@ -135,7 +135,7 @@ def train_inverter(waves: np.ndarray, features: FeatureConfig, cfg: InvertConfig
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
     losses = []
-    for _ in tqdm(range(cfg.steps), desc="inverter", leave=False, dynamic_ncols=True):
+    for _ in progress(range(cfg.steps), desc="inverter", unit="step", leave=False):
         idx = torch.randint(0, len(mel), (cfg.batch_size,), generator=gen)
         start = torch.randint(0, mel.shape[-1] - crop + 1, (cfg.batch_size,), generator=gen)
         frames = start[:, None] + torch.arange(crop)  # (B, crop)
@@ -154,12 +154,11 @@ def save_inverter(path: str | Path, model: MelInverter, cfg: InvertConfig,
     """Weights plus both configs, so :func:`load_inverter` rebuilds it from the file alone."""
     payload = {"cfg": dataclasses.asdict(cfg), "features": dataclasses.asdict(features),
                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_payload(path, payload)  # same weights, same bytes (sonic.tensorfile)
 
 
 def load_inverter(path: str | Path, device: torch.device | str = "cpu") -> MelInverter:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = load_payload(path)
     feats = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["features"].items()}
     model = MelInverter(InvertConfig(**payload["cfg"]), FeatureConfig(**feats))
     model.load_state_dict(payload["state_dict"])
@@ -182,7 +181,7 @@ def compare_methods(waves: np.ndarray, mel_db: np.ndarray, features: FeatureConf
     """
     out: dict[str, list] = {k: [] for k in ("lstsq_gl", "lstsq_fgl", "network_fgl", "oracle_fgl")}
     n_iter, seed = cfg.griffin_lim_iters, cfg.seed
-    for i in tqdm(range(0, len(waves), batch_size), desc="compare", leave=False):
+    for i in progress(range(0, len(waves), batch_size), desc="compare", leave=False):
         ref = torch.as_tensor(np.asarray(waves[i:i + batch_size]))
         db = torch.as_tensor(np.asarray(mel_db[i:i + batch_size]))
         ests = {

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from sonic.config import FeatureConfig, InvertConfig, SynthesizeConfig
 from sonic.features.mel import prepare_waveform, waves_to_mels
@@ -17,6 +16,7 @@ from sonic.generation.invert import mel_db_to_wave
 from sonic.generation.quality import (bootstrap, bootstrap_runs, conditional_accuracy, copy_rate,
                                      frechet_interval, inception_score)
 from sonic.generation.state import fixed_grid, generate
+from sonic.progress import progress
 from sonic.training.checkpoint import Classifier
 
 
@@ -60,7 +60,7 @@ def invert_all(db: np.ndarray, features: FeatureConfig, cfg: InvertConfig, seed:
     waves = [mel_db_to_wave(torch.from_numpy(db[i:i + batch_size]), features,
                             cfg.griffin_lim_iters, seed + i, device, cfg.momentum,
                             inverter).cpu().numpy()
-             for i in tqdm(range(0, len(db), batch_size), desc="invert", leave=False)]
+             for i in progress(range(0, len(db), batch_size), desc="invert", leave=False)]
     return np.concatenate(waves).astype(np.float32)
 
 

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from sonic.config import CGANConfig
 from sonic.generation.gan import diff_augment
 from sonic.generation.state import GANState, checkpoint, restore, update_ema
+from sonic.progress import progress
 from sonic.training.data import MelSet
 from sonic.training.resume import ResumeFile, epoch_seed
 
@@ -216,7 +217,7 @@ def train_cgan(state: GANState, data: MelSet | torch.Tensor | np.ndarray,
     for epoch in range(len(history) + 1, cfg.epochs + 1):
         order.manual_seed(epoch_seed(cfg.seed, epoch))
         sums: dict[str, float] = {}
-        bar = tqdm(loader, desc=f"cgan {epoch}/{cfg.epochs}", leave=False, dynamic_ncols=True)
+        bar = progress(loader, desc=f"cgan {epoch}/{cfg.epochs}", lines=1, leave=False)
         for real, y in bar:
             losses = train_step(state, real.to(state.device), y.to(state.device), cfg)
             sums = {k: sums.get(k, 0.0) + v for k, v in losses.items()}

@@ -1,7 +1,9 @@
 """Classifier checkpoints that rebuild their model from the file alone.
 
 A checkpoint holds the weights plus everything needed to use them: the model name and config,
-the class names, the feature params the mels were made with, and the input normalisation.
+the class names, the feature params the mels were made with, and the input normalisation. The
+file is safetensors with that metadata as JSON (:mod:`sonic.tensorfile`): the same weights give
+the same bytes, and loading unpickles nothing.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from torch import nn
 
 from sonic.config import FeatureConfig, parse_params
 from sonic.models import build_model
-from sonic.runtime import atomic_path
+from sonic.tensorfile import load_payload, save_payload
 
 
 def crop_starts(n_frames: int, frames: int, n_crops: int) -> list[int]:
@@ -72,6 +74,8 @@ class Classifier:
 
 def save_checkpoint(path: str | Path, name: str, model: nn.Module, classes: list[str],
                     features: FeatureConfig, mean: float, std: float, **meta: Any) -> None:
+    """Write ``model`` (on any device) with everything :func:`load_classifier` needs; ``meta``
+    holds JSON values (the best epoch's figures, ``crop_frames``, ``test_crops``)."""
     payload = {
         "model": name,
         "model_config": dataclasses.asdict(model.cfg),
@@ -81,14 +85,13 @@ def save_checkpoint(path: str | Path, name: str, model: nn.Module, classes: list
         "norm": {"mean": float(mean), "std": float(std)},
         "meta": meta,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_payload(path, payload)
 
 
 def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> Classifier:
     """Rebuild a classifier from a checkpoint written by :func:`save_checkpoint`."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_payload(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no checkpoint; run `dvc repro` to train it") from None
     model_cfg = dict(payload["model_config"])

@@ -24,6 +24,7 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Seque
 from tqdm import tqdm
 
 from sonic.config import TrainConfig
+from sonic.progress import progress
 from sonic.training.data import MelSet
 from sonic.training.distributed import Dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -218,8 +219,8 @@ def fit(model: nn.Module, train: MelSet, val: MelSet, cfg: TrainConfig, device: 
         torch.manual_seed(seed + 1)  # dropout, on every device
         total = count = 0.0
         t0 = time.perf_counter()
-        bar = tqdm(loader, desc=f"{desc} {epoch}/{cfg.epochs}", unit="batch", leave=False,
-                   disable=not job.main)
+        bar = progress(loader, desc=f"{desc} {epoch}/{cfg.epochs}", unit="batch", lines=0,
+                       leave=False, disable=not job.main)  # lines=0: the epoch line below
         for xb, yb in bar:  # (B, 1, n_mels, T), (B,): this process's share of a global batch
             xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             xb = random_crop(xb, cfg.crop_frames, gen)
