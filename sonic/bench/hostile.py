@@ -121,6 +121,8 @@ def start_server(models: Path, port: int, *extra: str, preexec_fn=None,
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/models", timeout=2).read()
             return server
+        except urllib.error.HTTPError:
+            return server  # it answers, with a refusal (401 when a token is required)
         except OSError:
             if server.poll() is not None:
                 raise RuntimeError(f"sonic serve exited: {server.stderr.read()[-2000:]}") from None
