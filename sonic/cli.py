@@ -4,12 +4,16 @@
 
     sonic predict PATH... [--model cnn|resnet|ensemble|FILE.pt] [--top-k K]
                   [--format table|json|csv] [--window SECONDS] [--hop SECONDS]
-                  [--max-seconds SECONDS]
+                  [--max-seconds SECONDS] [--unknown-threshold SCORE]
+                  [--events [--events-dir DIR] [--on P] [--off P] [--min-duration S] ...]
+                  [--calibrate-unknown KEEP]
     sonic serve   [--host 127.0.0.1] [--port 8000] [--models ...] [--generator FILE]
                   [--token TOKEN] [--max-seconds SECONDS] [--max-decoders N]
+                  [--unknown-threshold SCORE]
     sonic export  --format onnx [--model cnn|resnet|FILE.pt] --out FILE.onnx
     sonic bench   ...   (python -m sonic.bench)
     sonic cv      ...   (python -m sonic.cv)
+    sonic soundscape ... (python -m sonic.inference.soundscape: build and score soundscapes)
 
 Exit status of ``predict``: 0 when every file was predicted, 1 when at least one file could not
 be (each is named on stderr and in the output with its reason; the others are still
@@ -83,19 +87,76 @@ def predict(args: argparse.Namespace) -> int:
         print(f"sonic predict: {err}", file=sys.stderr)
         return EXIT_UNUSABLE
     progress = sys.stderr.isatty() and sys.stdout.isatty()  # no bar when the output is piped
+    if args.calibrate_unknown is not None:
+        return calibrate(predictor, files, windowing, args)
     writer = WRITERS[args.format](sys.stdout, args.top_k)
     failed = 0
-    for result in predictor.predict_files(files, windowing=windowing, workers=args.workers,
-                                          progress=progress):
+    if args.events:  # one file at a time: the event gate needs each window's level
+        from sonic.inference.events import EventParams
+
+        try:
+            params = EventParams(args.on, args.off, args.min_duration, args.merge_gap,
+                                 None if args.gate_db == 0 else args.gate_db)
+        except ValueError as err:
+            print(f"sonic predict: {err}", file=sys.stderr)
+            return EXIT_UNUSABLE
+        results = (predictor.predict_file(f, windowing=windowing) for f in files)
+    else:
+        results = predictor.predict_files(files, windowing=windowing, workers=args.workers,
+                                          progress=progress)
+    stems: set[str] = set()
+    for result in results:
+        result.unknown_threshold = args.unknown_threshold
         if not result.ok:
             failed += 1
             tqdm.write(f"sonic predict: {result.path}: {result.error}", file=sys.stderr)
+        elif args.events:
+            write_file_events(result, params, args.events_dir, stems)
         writer.write(result)
     writer.close()
     if failed:
         print(f"sonic predict: {failed} of {len(files)} files could not be predicted",
               file=sys.stderr)
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def write_file_events(result, params, out_dir: Path, stems: set[str]) -> None:
+    """``<stem>.events.csv``, ``.events.json`` and ``.txt`` (Audacity labels) of one file in
+    ``out_dir``; a stem already used in this run gets ``-2``, ``-3``… appended."""
+    from sonic.inference.events import prediction_events, write_events
+
+    stem, n = Path(result.path).stem, 1
+    while (stem if n == 1 else f"{stem}-{n}") in stems:
+        n += 1
+    stem = stem if n == 1 else f"{stem}-{n}"
+    stems.add(stem)
+    events = prediction_events(result, params)
+    paths = write_events(events, out_dir, stem, result.path, params)
+    print(f"sonic predict: {result.path}: {len(events)} events → {paths[0].parent}/{stem}"
+          ".{events.csv,events.json,txt}", file=sys.stderr)
+
+
+def calibrate(predictor, files: list[Path], windowing, args: argparse.Namespace) -> int:
+    """Print the unknown threshold that keeps ``args.calibrate_unknown`` of ``files`` (clips of
+    the known classes, e.g. the val split): clip-level max softmax quantile."""
+    import numpy as np
+
+    from sonic.inference.unknown import calibrate_threshold, confidence
+
+    results = list(predictor.predict_files(files, windowing=windowing, workers=args.workers))
+    good = [r for r in results if r.ok]
+    for r in results:
+        if not r.ok:
+            print(f"sonic predict: {r.path}: {r.error}", file=sys.stderr)
+    if not good:
+        print("sonic predict: no file could be scored to calibrate on", file=sys.stderr)
+        return EXIT_UNUSABLE
+    threshold = calibrate_threshold(np.array([confidence(r.probs) for r in good]),
+                                    args.calibrate_unknown)
+    print(f"sonic predict: --unknown-threshold {threshold:.4f} keeps "
+          f"{args.calibrate_unknown:.0%} of {len(good)} known clips", file=sys.stderr)
+    print(f"{threshold:.6f}")
+    return EXIT_SOME_FAILED if len(good) < len(results) else EXIT_OK
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -117,6 +178,52 @@ def _positive(kind: type):
             raise argparse.ArgumentTypeError(f"must be positive, got {text}")
         return value
     return parse
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text}")
+    return value
+
+
+def _add_unknown_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--unknown-threshold", type=_probability, metavar="SCORE",
+                        help="label a clip or window 'unknown' when its confidence (max "
+                             "softmax) is below SCORE; calibrate it with --calibrate-unknown "
+                             "(default: off)")
+
+
+def _add_event_options(parser: argparse.ArgumentParser) -> None:
+    from sonic.inference.events import EventParams
+
+    d = EventParams()
+    g = parser.add_argument_group("events (docs/events.md)")
+    g.add_argument("--events", action="store_true",
+                   help="also write each file's sound events (onset, offset, class, confidence) "
+                        "as <stem>.events.csv, <stem>.events.json and an Audacity label track "
+                        "<stem>.txt")
+    g.add_argument("--events-dir", type=Path, default=Path("events"),
+                   help="where the event files go (default: ./events)")
+    g.add_argument("--on", type=_probability, default=d.on,
+                   help=f"probability that starts an event (default {d.on:g})")
+    g.add_argument("--off", type=_probability, default=d.off,
+                   help=f"probability below which it ends (default {d.off:g})")
+    g.add_argument("--min-duration", type=float, default=d.min_duration, metavar="S",
+                   help=f"shorter events are dropped (default {d.min_duration:g} s)")
+    g.add_argument("--merge-gap", type=float, default=d.merge_gap, metavar="S",
+                   help=f"events of a class closer than this are joined (default "
+                        f"{d.merge_gap:g} s)")
+    g.add_argument("--gate-db", type=float, default=d.gate_db, metavar="DB",
+                   help=f"windows this far below the loudest are background; 0: no gate "
+                        f"(default {d.gate_db:g} dB)")
 
 
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
@@ -155,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seconds", type=_positive(float), default=MAX_SECONDS_PREDICT,
                    help="longest file read, refused from its header before decoding "
                         f"(default {MAX_SECONDS_PREDICT:g} s: 3 hours)")
+    _add_unknown_option(p)
+    p.add_argument("--calibrate-unknown", type=_share, metavar="KEEP",
+                   help="instead of predicting, print the --unknown-threshold that keeps the "
+                        "share KEEP (e.g. 0.95) of PATHs, clips of the known classes such as "
+                        "the val split")
+    _add_event_options(p)
     _add_runtime_options(p)
     p.set_defaults(run=predict)
 
@@ -180,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="a further Host header value to accept, e.g. the machine's name "
                         "(repeatable; loopback names and --host are always accepted)")
+    _add_unknown_option(s)
     _add_runtime_options(s)
     s.set_defaults(run=serve)
 
@@ -196,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("bench", help="benchmarks (python -m sonic.bench --help)", add_help=False)
     sub.add_parser("cv", help="cross-validation summary (python -m sonic.cv --help)",
                    add_help=False)
+    sub.add_parser("soundscape", help="build and score soundscapes with known events "
+                                      "(python -m sonic.inference.soundscape --help)",
+                   add_help=False)
     return parser
 
 
@@ -209,6 +326,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from sonic.cv import main as cv
 
         return cv(argv[1:])
+    if argv and argv[0] == "soundscape":
+        from sonic.inference.soundscape import main as soundscape
+
+        return soundscape(argv[1:])
     args = build_parser().parse_args(argv)
     sys.exit(args.run(args))
 

@@ -4,7 +4,9 @@
 - ``json``: a JSON array of :meth:`Prediction.to_dict` objects (what ``POST /api/predict``
   returns for one file), written element by element.
 - ``csv``: one ``clip`` row per file and one ``window`` row per window of a multi-window file:
-  ``file,status,scope,start_s,end_s,label_1,probability_1,…,label_k,probability_k,error``.
+  ``file,status,scope,start_s,end_s,label_1,probability_1,…,label_k,probability_k,error,
+  label,confidence`` (``label``: the top class, or ``unknown`` under ``--unknown-threshold``;
+  ``confidence``: its max softmax probability).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import csv
 import json
 from typing import TextIO
 
-from sonic.inference.predictor import Prediction
+from sonic.inference.predictor import UNKNOWN, Prediction
 
 
 class Writer:
@@ -39,6 +41,9 @@ class TableWriter(Writer):
         print(f"{p.path}  ({span}, {p.model})", file=self.out)
         for rank, t in enumerate(d["top"], 1):
             print(f"  {rank}. {t['label']:<24} {t['probability']:6.3f}", file=self.out)
+        if p.unknown_threshold is not None and d["label"] == UNKNOWN:
+            print(f"  → unknown: confidence {d['confidence']:.3f} is below "
+                  f"{p.unknown_threshold:g}", file=self.out)
         if n > 1:
             for w in d["windows"]:
                 tops = ", ".join(f"{t['label']} {t['probability']:.2f}" for t in w["top"])
@@ -68,22 +73,24 @@ class CSVWriter(Writer):
         super().__init__(out, top_k)
         self.csv = csv.writer(out, lineterminator="\n")
         ranks = [c for k in range(1, top_k + 1) for c in (f"label_{k}", f"probability_{k}")]
-        self.csv.writerow(["file", "status", "scope", "start_s", "end_s", *ranks, "error"])
+        self.csv.writerow(["file", "status", "scope", "start_s", "end_s", *ranks, "error",
+                           "label", "confidence"])
 
-    def _row(self, path: str, scope: str, start, end, top: list[dict]) -> list:
-        cells = [c for t in top for c in (t["label"], t["probability"])]
+    def _row(self, path: str, scope: str, start, end, d: dict) -> list:
+        cells = [c for t in d["top"] for c in (t["label"], t["probability"])]
         cells += [""] * (2 * self.top_k - len(cells))
-        return [path, "ok", scope, start, end, *cells, ""]
+        return [path, "ok", scope, start, end, *cells, "", d["label"], d["confidence"]]
 
     def write(self, p: Prediction) -> None:
         d = p.to_dict(self.top_k)
         if not p.ok:
-            self.csv.writerow([p.path, "error", "clip", "", "", *[""] * (2 * self.top_k), p.error])
+            self.csv.writerow([p.path, "error", "clip", "", "", *[""] * (2 * self.top_k), p.error,
+                               "", ""])
             return
-        self.csv.writerow(self._row(p.path, "clip", 0.0, d["duration_s"], d["top"]))
+        self.csv.writerow(self._row(p.path, "clip", 0.0, d["duration_s"], d))
         if len(d["windows"]) > 1:
             for w in d["windows"]:
-                self.csv.writerow(self._row(p.path, "window", w["start_s"], w["end_s"], w["top"]))
+                self.csv.writerow(self._row(p.path, "window", w["start_s"], w["end_s"], w))
         self.out.flush()
 
 

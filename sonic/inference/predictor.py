@@ -16,14 +16,17 @@ import torch
 from tqdm import tqdm
 
 from sonic.audio.io import AudioLimits, probe, read_error
+from sonic.inference.events import window_levels
 from sonic.config import FeatureConfig, TrainConfig
 from sonic.features.stream import decode_mono
-from sonic.inference.windows import ClipWindows, Windowing, load_windows, window_batches
+from sonic.inference.windows import (ClipWindows, Windowing, load_windows, plan_windows,
+                                      window_batches)
 from sonic.runtime import ordered_map
 from sonic.training.checkpoint import Classifier, load_classifier
 from sonic.training.loop import autocast, channels_last_safe, use_bf16
 
 ENSEMBLE = "ensemble"
+UNKNOWN = "unknown"  # the label of a clip or window whose confidence is below the threshold
 PIPELINE_MODELS = ("cnn", "resnet")  # data/models/<name>.pt, as dvc.yaml writes them
 LONG_SECONDS = 60.0  # longer files are scored in batches of windows in this process
 WORKER_DIED = ("the decoding process died while reading this file (killed by the system, e.g. "
@@ -71,10 +74,25 @@ class Prediction:
     sample_rate: int = 0
     channels: int = 0
     error: str | None = None
+    levels: np.ndarray | None = None  # (W,) dB RMS of each window (predict_file only)
+    unknown_threshold: float | None = None  # confidence below it: the label is ``unknown``
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def label(self, probs: np.ndarray) -> tuple[str, float]:
+        """The top class and its confidence (max softmax), or ``unknown`` where the confidence
+        is below :attr:`unknown_threshold`."""
+        best = int(np.argmax(probs))
+        confidence = float(probs[best])
+        if self.unknown_threshold is not None and confidence < self.unknown_threshold:
+            return UNKNOWN, confidence
+        return self.classes[best], confidence
+
+    def labelled(self, probs: np.ndarray, k: int) -> dict:
+        label, confidence = self.label(probs)
+        return {"label": label, "confidence": round(confidence, 6), "top": self.top(probs, k)}
 
     def top(self, probs: np.ndarray, k: int) -> list[dict]:
         order = np.argsort(-probs, kind="stable")[:k]
@@ -86,12 +104,13 @@ class Prediction:
             return {"file": self.path, "status": "error", "error": self.error, "model": self.model}
         windows = [{"start_s": round(float(s), 3),
                     "end_s": round(float(min(s + self.window, self.duration)), 3),
-                    "top": self.top(p, top_k)}
+                    **self.labelled(p, top_k)}
                    for s, p in zip(self.starts, self.window_probs)]
         return {"file": self.path, "status": "ok", "model": self.model,
                 "duration_s": round(self.duration, 3), "sample_rate": self.sample_rate,
                 "channels": self.channels, "window_s": self.window, "precision": self.precision,
-                "top": self.top(self.probs, top_k), "windows": windows}
+                "unknown_threshold": self.unknown_threshold, **self.labelled(self.probs, top_k),
+                "windows": windows}
 
 
 @dataclass
@@ -242,7 +261,10 @@ class Predictor:
         clip = ClipWindows(str(path), starts=np.concatenate([s for _, s in parts]),
                            duration=info.duration, sample_rate=info.sample_rate,
                            channels=info.channels)
-        return self._result(clip, model, windowing, np.concatenate([p for p, _ in parts]))
+        result = self._result(clip, model, windowing, np.concatenate([p for p, _ in parts]))
+        result.levels = window_levels(decoded.wave, *plan_windows(decoded, self.features,
+                                                                  windowing))
+        return result
 
     def decoding_workers(self) -> int:
         """Decoding processes worth having: none beside the models on the CPU, where their

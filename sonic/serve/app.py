@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field
 
 from sonic.audio.io import AudioLimits, BadAudioError, audio_extensions, read_error
 from sonic.features.stream import decode_mono
+from sonic.inference.events import EventParams, prediction_events
 from sonic.inference.generate import SoundGenerator, UnknownClassError
 from sonic.inference.inspect import envelope, feature_layers, mel_image
 from sonic.inference.predictor import ENSEMBLE, Predictor, UnknownModelError
@@ -64,8 +65,12 @@ class AnswerTooLargeError(ValueError):
     """An /api/inspect answer over :data:`MAX_INSPECT_VALUES` numbers."""
 
 
+class EventParamsError(ValueError):
+    """Event thresholds that do not fit together (e.g. off above on)."""
+
+
 ERRORS: dict[type[Exception], int] = {
-    BadAudioError: 422, WindowingError: 422, AnswerTooLargeError: 422, UnknownModelError: 404,
+    BadAudioError: 422, EventParamsError: 422, WindowingError: 422, AnswerTooLargeError: 422, UnknownModelError: 404,
     UnknownClassError: 404, NoGeneratorError: 503, BusyError: 503,
 }
 
@@ -137,11 +142,13 @@ def describe_models(predictor: Predictor) -> list[dict]:
 def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
                max_upload_bytes: int = 50_000_000, *,
                hosts: frozenset[str] | None = allowed_hosts("127.0.0.1"),
-               token: str | None = None, max_decoders: int = 2) -> FastAPI:
+               token: str | None = None, max_decoders: int = 2,
+               unknown_threshold: float | None = None) -> FastAPI:
     """The ASGI app: ``/`` (the page), ``/api/*`` (JSON), ``/docs`` (OpenAPI, served locally).
 
     ``hosts``: the Host names answered (None: any); ``token``: required on every request when
-    set; ``max_decoders``: uploads decoded at once. The audio limits are ``predictor.limits``.
+    set; ``max_decoders``: uploads decoded at once; ``unknown_threshold``: the default of
+    ``/api/predict``'s. The audio limits are ``predictor.limits``.
     """
     sweep(tempfile.gettempdir(), UPLOAD_PREFIX)  # what a killed server left
     app = FastAPIOffline(title="Sonic", version="0.1.0", redoc_url=None,
@@ -150,6 +157,7 @@ def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
     app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
     app.add_middleware(SiteGuard, hosts=hosts, token=token)  # added last: runs first
     gen_lock, slots = threading.Lock(), threading.BoundedSemaphore(max_decoders)
+    default_threshold = unknown_threshold
 
     for error, status in ERRORS.items():
         app.add_exception_handler(error, lambda _r, exc, status=status: JSONResponse(
@@ -177,19 +185,38 @@ def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
 
     @app.post("/api/predict", summary="Classify an uploaded audio file",
               description="The same result as `sonic predict --format json` for one file: "
-                          "clip-level top-k (mean of the window probabilities) and per window.")
+                          "clip-level top-k (mean of the window probabilities) and per window; "
+                          "with `events=true`, also `events`: the sound events of "
+                          "`sonic predict --events` (docs/events.md).")
     def predict(file: Annotated[UploadFile, File(description="audio file (WAV, FLAC, OGG, …)")],
                 model: str | None = None,
                 top_k: Annotated[int, Query(ge=1, le=100)] = 3,
                 window: Annotated[float | None, Query(gt=0, le=MAX_WINDOW)] = None,
-                hop: Annotated[float | None, Query(gt=0, le=MAX_WINDOW)] = None) -> dict:
+                hop: Annotated[float | None, Query(gt=0, le=MAX_WINDOW)] = None,
+                unknown_threshold: Annotated[float | None, Query(ge=0, le=1)] = None,
+                events: bool = False,
+                on: Annotated[float, Query(ge=0, le=1)] = EventParams.on,
+                off: Annotated[float, Query(ge=0, le=1)] = EventParams.off,
+                min_duration: Annotated[float, Query(ge=0, le=MAX_WINDOW)] =
+                EventParams.min_duration,
+                merge_gap: Annotated[float, Query(ge=0, le=MAX_WINDOW)] = EventParams.merge_gap
+                ) -> dict:
         model, windowing = predictor.resolve(model), predictor.windowing(window, hop)
+        try:
+            params = EventParams(on, off, min_duration, merge_gap)
+        except ValueError as err:
+            raise EventParamsError(str(err)) from None
         with decoding_slot(slots), saved_upload(file) as path:
             result = predictor.predict_file(path, model, windowing)
             if not result.ok:
                 raise upload_error(file, path, result.error)
         result.path = display_name(file)
-        return result.to_dict(min(top_k, len(predictor.classes)))
+        result.unknown_threshold = default_threshold if unknown_threshold is None \
+            else unknown_threshold
+        answer = result.to_dict(min(top_k, len(predictor.classes)))
+        if events:
+            answer["events"] = [e.to_dict() for e in prediction_events(result, params)]
+        return answer
 
     @app.post("/api/inspect", summary="Waveform, model input and feature maps of one window")
     def inspect(file: Annotated[UploadFile, File(description="audio file")],
@@ -277,7 +304,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     app = create_app(predictor, gen, int(args.max_upload_mb * 1e6),
                      hosts=allowed_hosts(args.host, args.allow_host), token=args.token,
-                     max_decoders=args.max_decoders)
+                     max_decoders=args.max_decoders,
+                     unknown_threshold=args.unknown_threshold)
     print(f"sonic serve: {', '.join(predictor.models)}; generator "
           f"{'loaded' if gen else 'none'}; http://{args.host}:{args.port}/ (API docs at /docs)",
           file=sys.stderr)

@@ -1,0 +1,232 @@
+"""From overlapping windows' class probabilities to sound events: (onset s, offset s, class, conf).
+
+The windows of a file overlap (``--hop`` below ``--window``), so every moment is scored by
+several windows. :func:`frame_probs` cuts the time axis at every window start and end and gives
+each piece the mean probability of the windows that cover it: a piecewise-constant curve per
+class, with no extra resolution parameter. :func:`detect` then finds each class's events with
+hysteresis — an event starts where the curve reaches ``on`` and lasts while it stays at or above
+``off`` — joins events of one class closer than ``merge_gap``, and drops those shorter than
+``min_duration``. Windows far quieter than the loudest one (``gate_db`` below it) count as
+background: a classifier asked about near-silence still answers with some class.
+
+:func:`top1_events` is the plain baseline: every window labelled with its top class, no
+threshold. Both return :class:`Event` lists that :func:`write_events` writes as CSV, JSON and an
+Audacity label track.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EventParams:
+    """How window probabilities become events. Defaults: see docs/events.md (measured on
+    soundscapes with :mod:`sonic.inference.soundscape`)."""
+
+    on: float = 0.5  # probability that starts an event
+    off: float = 0.3  # probability below which it ends (hysteresis: off <= on)
+    min_duration: float = 0.3  # seconds; shorter events are dropped
+    merge_gap: float = 0.5  # seconds; events of one class closer than this are joined
+    gate_db: float | None = 40.0  # windows this far below the loudest are background; None: off
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.off <= self.on <= 1.0:
+            raise ValueError(f"event thresholds need 0 <= off <= on <= 1, got on={self.on:g}, "
+                             f"off={self.off:g}")
+        if self.min_duration < 0 or self.merge_gap < 0:
+            raise ValueError("min_duration and merge_gap must be >= 0 seconds")
+        if self.gate_db is not None and self.gate_db <= 0:
+            raise ValueError(f"gate_db must be positive (dB) or None, got {self.gate_db:g}")
+
+
+@dataclass(frozen=True)
+class Event:
+    onset: float  # seconds from the file's start
+    offset: float  # seconds
+    label: str
+    confidence: float  # duration-weighted mean probability over the event
+
+    def to_dict(self) -> dict:
+        return {"onset_s": round(self.onset, 3), "offset_s": round(self.offset, 3),
+                "label": self.label, "confidence": round(self.confidence, 4)}
+
+
+def frame_probs(probs: np.ndarray, starts: np.ndarray, window: float, duration: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Piecewise-constant probability curves from overlapping windows.
+
+    Parameters
+    ----------
+    probs : (W, C) probabilities of each window.
+    starts : (W,) window starts, seconds; each window covers ``[start, start + window]``,
+        clipped to ``duration``.
+
+    Returns
+    -------
+    edges : (P + 1,) seconds, the piece boundaries (every window start and end).
+    curve : (P, C) mean probability of the windows covering each piece (0 where none does).
+    """
+    ends = np.minimum(starts + window, max(duration, float(starts.max()) + 1e-6))
+    edges = np.unique(np.concatenate([starts, ends]))
+    first = np.searchsorted(edges, starts)  # piece index each window enters at
+    last = np.searchsorted(edges, ends)  # and leaves at (exclusive)
+    n, c = len(edges) - 1, probs.shape[1]
+    total, count = np.zeros((n + 1, c)), np.zeros(n + 1)
+    np.add.at(total, first, probs)
+    np.add.at(total, last, -probs)
+    np.add.at(count, first, 1)
+    np.add.at(count, last, -1)
+    total, count = np.cumsum(total, axis=0)[:n], np.cumsum(count)[:n]
+    curve = np.where(count[:, None] > 0.5, total / np.maximum(count, 1)[:, None], 0.0)
+    return edges, curve
+
+
+def gate(probs: np.ndarray, levels: np.ndarray | None, gate_db: float | None) -> np.ndarray:
+    """(W, C) probabilities with windows quieter than ``gate_db`` below the loudest window
+    (``levels``: (W,) dB) set to 0."""
+    if levels is None or gate_db is None or len(levels) == 0:
+        return probs
+    quiet = levels < levels.max() - gate_db
+    return np.where(quiet[:, None], 0.0, probs)
+
+
+def _runs(active: np.ndarray) -> list[tuple[int, int]]:
+    """(first, stop) piece indices of each run of True."""
+    padded = np.concatenate([[False], active, [False]]).astype(np.int8)
+    change = np.flatnonzero(np.diff(padded))
+    return list(zip(change[::2], change[1::2]))
+
+
+def hysteresis(curve: np.ndarray, on: float, off: float) -> np.ndarray:
+    """(P,) bool: True from where ``curve`` reaches ``on`` while it stays at or above ``off``
+    (runs above ``off`` that never reach ``on`` stay False)."""
+    active = np.zeros(len(curve), bool)
+    for a, b in _runs(curve >= off):
+        if (curve[a:b] >= on).any():
+            active[a:b] = True
+    return active
+
+
+def _segments(edges: np.ndarray, curve: np.ndarray, active: np.ndarray, label: str,
+              params: EventParams) -> list[Event]:
+    """One class's active pieces → merged, long-enough events."""
+    spans = [[edges[a], edges[b], a, b] for a, b in _runs(active)]
+    merged: list[list] = []
+    for span in spans:
+        if merged and span[0] - merged[-1][1] < params.merge_gap:
+            merged[-1][1], merged[-1][3] = span[1], span[3]
+        else:
+            merged.append(span)
+    widths = np.diff(edges)
+    events = []
+    for onset, offset, a, b in merged:
+        if offset - onset + 1e-9 < params.min_duration:
+            continue
+        w = widths[a:b] * active[a:b]
+        conf = float((curve[a:b] * w).sum() / w.sum())
+        events.append(Event(float(onset), float(offset), label, conf))
+    return events
+
+
+def detect(probs: np.ndarray, starts: np.ndarray, window: float, duration: float,
+           classes: list[str], params: EventParams = EventParams(),
+           levels: np.ndarray | None = None) -> list[Event]:
+    """Events of every class, sorted by onset.
+
+    ``probs`` (W, C) and ``starts`` (W,) seconds as :class:`~sonic.inference.predictor.Prediction`
+    holds them; ``levels`` (W,) dB the windows' loudness, for the gate (None: no gate).
+    """
+    if len(starts) == 0:
+        return []
+    edges, curve = frame_probs(gate(probs, levels, params.gate_db), starts, window, duration)
+    events = [e for c, label in enumerate(classes)
+              for e in _segments(edges, curve[:, c], hysteresis(curve[:, c], params.on,
+                                                                  params.off), label, params)]
+    return sorted(events, key=lambda e: (e.onset, e.label))
+
+
+def top1_events(probs: np.ndarray, starts: np.ndarray, window: float, duration: float,
+                classes: list[str]) -> list[Event]:
+    """The baseline: each window's top class over the time from its start to the next window's
+    start (the last: to its end), neighbours of one class joined; no threshold, no gate."""
+    if len(starts) == 0:
+        return []
+    bounds = np.append(starts, min(starts[-1] + window, max(duration, starts[-1])))
+    top = probs.argmax(axis=1)
+    cut = [0, *(np.flatnonzero(np.diff(top)) + 1), len(top)]
+    events = []
+    for i, j in zip(cut[:-1], cut[1:]):
+        conf = float(probs[i:j, top[i]].mean())
+        events.append(Event(float(bounds[i]), float(bounds[j]), classes[top[i]], conf))
+    return events
+
+
+# ------------------------------------------------------------------------------ writing
+def events_csv(events: list[Event], file: str = "") -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["file", "onset_s", "offset_s", "label", "confidence"])
+    for e in events:
+        d = e.to_dict()
+        writer.writerow([file, d["onset_s"], d["offset_s"], d["label"], d["confidence"]])
+    return out.getvalue()
+
+
+def audacity_labels(events: list[Event]) -> str:
+    """An Audacity label track: ``onset<TAB>offset<TAB>label`` per line (File → Import →
+    Labels…)."""
+    return "".join(f"{e.onset:.6f}\t{e.offset:.6f}\t{e.label}\n" for e in events)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_events(events: list[Event], out_dir: Path, stem: str, file: str,
+                 params: EventParams | None = None) -> list[Path]:
+    """``<stem>.events.csv``, ``<stem>.events.json`` and ``<stem>.txt`` (Audacity labels) in
+    ``out_dir``, each written atomically; returns the three paths."""
+    paths = [out_dir / f"{stem}.events.csv", out_dir / f"{stem}.events.json",
+             out_dir / f"{stem}.txt"]
+    doc = {"file": file, "params": asdict(params) if params else None,
+           "events": [e.to_dict() for e in events]}
+    for path, text in zip(paths, [events_csv(events, file), json.dumps(doc, indent=1) + "\n",
+                                  audacity_labels(events)]):
+        write_atomic(path, text)
+    return paths
+
+
+def window_levels(wave: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray:
+    """(W,) RMS level in dB (full scale: 0 dB) of ``wave[s:s + size]`` for each start sample;
+    one window at a time, so nothing the size of the file is allocated."""
+    levels = np.empty(len(starts))
+    for i, s in enumerate(starts):
+        part = wave[s:s + size]
+        levels[i] = float(np.dot(part, part)) / max(len(part), 1)
+    return 10 * np.log10(np.maximum(levels, 1e-20))
+
+
+def prediction_events(prediction, params: EventParams = EventParams()) -> list[Event]:
+    """:func:`detect` on a :class:`~sonic.inference.predictor.Prediction` (its window
+    probabilities, starts, window length, duration, classes and, when set, window levels)."""
+    if not prediction.ok:
+        return []
+    return detect(prediction.window_probs, prediction.starts, prediction.window,
+                  prediction.duration, prediction.classes, params, prediction.levels)
