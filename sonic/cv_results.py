@@ -172,6 +172,8 @@ def results_tables(results: dict) -> list[str]:
         rate = np.mean([t[k]["samples_per_s"] for k in folds])
         lines.append(f"| {model} (wall time) | " + " | ".join(
             f"{t[k]['wall_time_s'] / 60:.1f} min" for k in folds) + f" | {rate:.0f} |")
+    if results.get("timing"):
+        lines += ["", f"Timing: {results['timing']}"]
     return lines
 
 
@@ -297,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     c.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     c.add_argument("--dev-fold", type=int, default=None)
     c.add_argument("--command", default="", help="the command that trained the folds")
+    c.add_argument("--timing", default="", help="how the folds shared the machine")
     c.add_argument("--out", type=Path, required=True)
     s = sub.add_parser("study", help="add one development-fold experiment to study.json")
     s.add_argument("--cv", type=Path, default=Path("data/cv"))
@@ -312,6 +315,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     if args.what == "collect":
         results = collect(args.cv, args.folds, args.dev_fold, args.command)
+        results["timing"] = args.timing
         write_json(args.out / "results.json", results)
         rows = [{"model": m, "class": c, "accuracy": a} for m, e in results["models"].items()
                 for c, a in e["per_class"].items()]
