@@ -25,7 +25,8 @@ SONIC = Path(sonic.__file__).parent
 # the resume key's code: every code dep of the stage in dvc.yaml (tests/test_resume_key.py)
 CODE = [Path(__file__), Path(__file__).parent / "__init__.py", SONIC / "training",
         SONIC / "models", SONIC / "config.py", SONIC / "runtime.py",
-        SONIC / "features" / "store.py", SONIC / "features" / "__init__.py"]
+        SONIC / "features" / "store.py", SONIC / "features" / "__init__.py",
+        SONIC / "progress.py", SONIC / "tensorfile.py"]
 
 
 def main() -> int:
