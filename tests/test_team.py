@@ -20,22 +20,10 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from test_pipeline_dvc import CLASSES, TINY  # the same tiny configuration
 
 pytestmark = pytest.mark.slow
 
-CLASSES = ["dog_bark", "drilling", "siren", "engine_idling", "rain"]
-TINY = {  # the tiny configuration of tests/test_pipeline_dvc.py
-    "demo": {"classes": CLASSES, "train_per_class": 6, "test_per_class": 2},
-    "features": {"workers": 1, "duration": 1.0, "n_mels": 32, "n_fft": 512, "hop_length": 256},
-    "augment": {"copies": 2, "workers": 1},
-    "train": {"epochs": 2, "batch_size": 8},
-    "cnn": {"widths": [16, 16, 16, 16], "fc": [16, 16, 8], "pool": [1, 1]},
-    "resnet": {"widths": [16, 16, 16, 16], "blocks": [1, 1, 1, 1]},
-    "cgan": {"epochs": 2, "g_width": 16, "d_width": 8, "batch_size": 8, "sample_every": 1},
-    "invert": {"steps": 3, "hidden": 8, "eval_clips": 4, "griffin_lim_iters": 2},
-    "synthesize": {"per_class": 2, "n_eval": 20, "n_boot": 10, "fd_dims": 4,
-                   "cas": {"widths": [8], "epochs": 1}},
-}
 EXP = "one-epoch"  # A's experiment: one augmented copy, one epoch, up to train_cnn
 EXP_SET = ("-S", "augment.copies=1", "-S", "train.epochs=1")
 CLIP = "data/demo/test/clip_0000.wav"

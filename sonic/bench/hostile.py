@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,6 +27,7 @@ import numpy as np
 import soundfile as sf
 
 from sonic.bench.inference import free_loopback_port
+from sonic.bench.inference import start_server as serve_checkpoints
 
 
 @dataclass(frozen=True)
@@ -109,26 +108,10 @@ def send(base: str, request: Hostile, timeout: float = 60.0) -> tuple[int, str, 
 
 def start_server(models: Path, port: int, *extra: str, preexec_fn=None,
                  env: dict | None = None) -> subprocess.Popen:
-    """``sonic serve`` with ``models``' cnn.pt on 127.0.0.1:``port``, once it answers;
-    ``preexec_fn`` runs in the child before it starts (e.g. a memory limit)."""
-    cmd = [sys.executable, "-m", "sonic", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--models", str(models / "cnn.pt"), "--generator", "none", *extra]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              preexec_fn=preexec_fn,
-                              env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/models", timeout=2).read()
-            return server
-        except urllib.error.HTTPError:
-            return server  # it answers, with a refusal (401 when a token is required)
-        except OSError:
-            if server.poll() is not None:
-                raise RuntimeError(f"sonic serve exited: {server.stderr.read()[-2000:]}") from None
-            time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("sonic serve did not answer within 120 s")
+    """``sonic serve`` with ``models``' cnn.pt on 127.0.0.1:``port``, once it answers, one
+    thread; ``preexec_fn`` runs in the child before it starts (e.g. a memory limit)."""
+    return serve_checkpoints([models / "cnn.pt"], port, *extra, preexec_fn=preexec_fn,
+                             env={"OMP_NUM_THREADS": "1", **(env or {})})
 
 
 def peak_rss_mib(pid: int) -> float:

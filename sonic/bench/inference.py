@@ -134,14 +134,21 @@ def free_loopback_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(models: Path, port: int) -> subprocess.Popen:
+def start_server(checkpoints: list[Path], port: int, *extra: str, preexec_fn=None,
+                 env: dict | None = None) -> subprocess.Popen:
+    """``sonic serve`` of ``checkpoints`` on 127.0.0.1:``port``, once it answers (a refusal,
+    such as a 401 under a token, counts); ``preexec_fn`` runs in the child before it starts
+    (e.g. a memory limit), ``env`` adds to the environment."""
     cmd = [sys.executable, "-m", "sonic", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--models", str(models / "cnn.pt"), str(models / "resnet.pt"), "--generator", "none"]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+           "--models", *map(str, checkpoints), "--generator", "none", *extra]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=preexec_fn, env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/models", timeout=2).read()
+            return server
+        except urllib.error.HTTPError:
             return server
         except OSError:
             if server.poll() is not None:
@@ -184,7 +191,7 @@ def _load(url: str, body: bytes, boundary: str, clients: int, requests: int,
 
 def bench_serve(models: Path, clip: Path, requests: int, clients: int, seconds: float) -> dict:
     port = free_loopback_port()
-    server = _start_server(models, port)
+    server = start_server([models / "cnn.pt", models / "resnet.pt"], port)
     try:
         base = f"http://127.0.0.1:{port}"
         body, boundary = _multipart(clip)
