@@ -20,13 +20,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
+from sonic.docs.provenance import cpu_model
 from sonic.runtime import write_json, write_text
 
 # Published ESC-50 five-fold means from scratch (accuracy %, parameters M, MFLOPs per clip as
@@ -40,17 +40,6 @@ ANCHORS = [
     {"name": "EnvNet-v2 + BC", "accuracy": 84.9, "params_m": None, "mflops": None},
     {"name": "ACDNet", "accuracy": 87.1, "params_m": 4.7, "mflops": 544.0},
 ]
-
-
-def cpu_model() -> str:
-    """The CPU's model name as /proc/cpuinfo gives it (the platform's processor elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def model_compute(checkpoint: Path, n_frames: int) -> dict[str, float]:
@@ -85,14 +74,14 @@ def mean_sd(values: Sequence[float]) -> dict[str, float | None]:
 
 def collect(cv: Path, folds: Sequence[int], dev_fold: int | None, command: str) -> dict:
     """Every figure of a finished cross-validation under ``cv`` (see the module docstring)."""
-    first = json.loads((cv / str(folds[0]) / "evaluate/metrics.json").read_text())["test"]
-    models = list(first)
+    scores = {str(k): json.loads((cv / str(k) / "evaluate/metrics.json").read_text())["test"]
+              for k in folds}
+    models = list(scores[str(folds[0])])
     n_frames = int(np.load(cv.parent / "features/mels.npy", mmap_mode="r").shape[-1])
     out: dict = {"machine": cpu_model(), "date": dt.date.today().isoformat(),
                  "command": command, "folds": list(folds), "dev_fold": dev_fold, "models": {}}
     for model in models:
-        per_fold = {str(k): json.loads((cv / str(k) / "evaluate/metrics.json").read_text())
-                    ["test"][model]["accuracy"] for k in folds}
+        per_fold = {k: fold[model]["accuracy"] for k, fold in scores.items()}
         unseen = [a for k, a in per_fold.items() if int(k) != dev_fold]
         preds = pd.concat([fold_predictions(cv, k, model) for k in folds])
         per_class = (preds["actual"] == preds["predicted"]).groupby(preds["actual"]).mean()
@@ -144,6 +133,11 @@ def study_row(cv: Path, fold: int, name: str, change: str) -> dict:
     return row
 
 
+def best_model(results: dict) -> str:
+    """The model with the highest mean accuracy over the folds."""
+    return max(results["models"], key=lambda m: results["models"][m]["accuracy"]["mean"])
+
+
 def pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
@@ -179,7 +173,7 @@ def results_tables(results: dict) -> list[str]:
 
 def per_class_table(results: dict, worst: int = 10) -> list[str]:
     """The ``worst`` classes of the best model, pooled over every fold."""
-    best = max(results["models"], key=lambda m: results["models"][m]["accuracy"]["mean"])
+    best = best_model(results)
     per_class = sorted(results["models"][best]["per_class"].items(), key=lambda kv: kv[1])
     lines = [f"| class ({best}, the {worst} hardest) | accuracy over all folds |", "|---|---|"]
     lines += [f"| {c} | {pct(a)} |" for c, a in per_class[:worst]]
@@ -233,7 +227,7 @@ def accuracy_plot(results: dict, path: Path) -> None:
 
 def page(results: dict, study: list[dict], plot: str, confusion: str) -> str:
     """The ESC-50 page: how to run it, the five-fold figures, the study, the anchors."""
-    best = max(results["models"], key=lambda m: results["models"][m]["accuracy"]["mean"])
+    best = best_model(results)
     acc = results["models"][best]["accuracy"]
     anchors = ["| published, from scratch | accuracy % | params (M) | MFLOPs |", "|---|---|---|---|"]
     anchors += [f"| {a['name']} | {a['accuracy']} | {a['params_m'] or '–'} | {a['mflops'] or '–'} |"
@@ -293,6 +287,16 @@ def page(results: dict, study: list[dict], plot: str, confusion: str) -> str:
     return "\n".join(text)
 
 
+def page_from_files(results_dir: Path, plot: Path, root: Path = Path(".")) -> str:
+    """:func:`page` of ``results_dir``'s results.json and study.json (both paths relative to
+    the repository ``root``), for a page in docs/ (its links one folder up)."""
+    results = json.loads((root / results_dir / "results.json").read_text())
+    study_path = root / results_dir / "study.json"
+    study = json.loads(study_path.read_text()) if study_path.exists() else []
+    confusion = results_dir / f"confusion_{best_model(results)}.png"
+    return page(results, study, str(Path("..") / plot), str(Path("..") / confusion))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -333,13 +337,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         write_json(path, study)
         print("\n".join(study_table(study)))
     else:
+        write_text(args.doc, page_from_files(args.results, args.plot))
         results = json.loads((args.results / "results.json").read_text())
-        study_path = args.results / "study.json"
-        study = json.loads(study_path.read_text()) if study_path.exists() else []
-        best = max(results["models"], key=lambda m: results["models"][m]["accuracy"]["mean"])
-        rel = lambda p: Path("..") / p  # noqa: E731 — docs/ pages link one folder up
-        write_text(args.doc, page(results, study, str(rel(args.plot)),
-                                  str(rel(args.results / f"confusion_{best}.png"))))
         accuracy_plot(results, args.plot)
         print(f"written {args.doc} and {args.plot}")
 
