@@ -7,7 +7,8 @@ in a request (file name, model name) is ever used as a path. The page and the AP
 documentation are served from local files; nothing comes from a CDN.
 
 Untrusted uploads are bounded (see docs/serving-limits.md): the body by ``--max-upload-mb``
-(:mod:`sonic.serve.limits`), the audio by its header before decoding (``--max-seconds``, rate,
+(:mod:`sonic.serve.limits`), a live stream's messages and listeners by
+:mod:`sonic.serve.live`, the audio by its header before decoding (``--max-seconds``, rate,
 channels) and by its samples while decoding (non-finite, amplitude), the windows by
 :class:`~sonic.inference.windows.Windowing`'s bounds, the answer of ``/api/inspect`` by
 :data:`MAX_INSPECT_VALUES`, and the uploads decoded at once by ``--max-decoders``. Requests from
@@ -27,7 +28,7 @@ import threading
 from pathlib import Path, PurePath
 from typing import Annotated, Iterator
 
-from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi import FastAPI, File, Query, Request, UploadFile, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
@@ -43,6 +44,7 @@ from sonic.inference.windows import MAX_WINDOW, MAX_WINDOWS, WindowingError, one
 from sonic.runtime import pick_device, sweep, tagged
 from sonic.serve.guard import SiteGuard, allowed_hosts, is_loopback
 from sonic.serve.limits import BodyLimit
+from sonic.serve.live import Listeners, serve_live
 from sonic.training.checkpoint import load_classifier
 
 STATIC = Path(__file__).parent / "static"
@@ -157,6 +159,7 @@ def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
     app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
     app.add_middleware(SiteGuard, hosts=hosts, token=token)  # added last: runs first
     gen_lock, slots = threading.Lock(), threading.BoundedSemaphore(max_decoders)
+    listeners = Listeners()
     default_threshold = unknown_threshold
 
     for error, status in ERRORS.items():
@@ -264,6 +267,12 @@ def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
                            "duration_s": round(len(s.wave) / rate, 3),
                            "mel": mel_image(s.db, generator.features.top_db)} for s in samples]}
 
+    @app.websocket("/api/live")
+    async def live(ws: WebSocket) -> None:
+        """The microphone: JSON settings, then 16-bit PCM; top-3 and events every hop
+        (:mod:`sonic.serve.live`)."""
+        await serve_live(ws, predictor, listeners, default_threshold)
+
     return app
 
 
@@ -309,5 +318,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"sonic serve: {', '.join(predictor.models)}; generator "
           f"{'loaded' if gen else 'none'}; http://{args.host}:{args.port}/ (API docs at /docs)",
           file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # wsproto: the WebSocket library installed with Sonic (uvicorn's "auto" picks it unless
+    # `websockets` is installed); no frame over 1 MiB reaches the app (/api/live's own limit
+    # is sonic.inference.live.MAX_CHUNK_BYTES)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws="wsproto",
+                ws_max_size=1 << 20)
     return 0

@@ -8,7 +8,11 @@ A pure ASGI middleware, the first thing every request meets:
   page the user visits can POST a form to a local server, and this stops it.
 - With a token (required by ``sonic serve`` for a non-loopback ``--host``), every request must
   carry it: ``Authorization: Bearer TOKEN``, or the cookie a browser gets by opening
-  ``/?token=TOKEN`` once (HttpOnly, SameSite=Strict); 401 otherwise.
+  ``/?token=TOKEN`` once (HttpOnly, SameSite=Strict); 401 otherwise. The page itself (``/`` and
+  ``/static/``, files with nothing secret) is served without it, so that it can ask for it.
+- WebSockets (``/api/live``) meet the same checks before they are accepted (a refusal is the
+  HTTP 403 of a closed handshake); a browser cannot set headers on one, so there the token may
+  also come as ``?token=TOKEN``.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 COOKIE = "sonic_token"
+PUBLIC = "/static/"  # with "/": the page's own files, served without the token
 
 
 def is_loopback(host: str) -> bool:
@@ -62,19 +67,27 @@ class SiteGuard:
         self.app, self.hosts, self.token = app, hosts, token
 
     async def __call__(self, scope: dict, receive, send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        given = query.get("token", [""])[0].encode()
+        if scope["type"] == "websocket":
+            if self._problem(headers) is not None or (self.token and not (
+                    self._authorised(headers) or secrets.compare_digest(given,
+                                                                        self.token.encode()))):
+                return await send({"type": "websocket.close", "code": 1008})
+            return await self.app(scope, receive, send)
         problem = self._problem(headers)
         if problem is not None:
             return await _refuse(send, *problem)
         if self.token and not self._authorised(headers):
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            if scope["path"] == "/" and secrets.compare_digest(
-                    query.get("token", [""])[0].encode(), self.token.encode()):
+            if scope["path"] == "/" and secrets.compare_digest(given, self.token.encode()):
                 return await self._set_cookie(send)
-            return await _refuse(send, 401, "a token is required: send 'Authorization: Bearer "
-                                            "TOKEN', or open /?token=TOKEN in the browser")
+            if not (scope["path"] == "/" or scope["path"].startswith(PUBLIC)):
+                return await _refuse(send, 401, "a token is required: send 'Authorization: "
+                                                "Bearer TOKEN', or open /?token=TOKEN in the "
+                                                "browser")
         await self.app(scope, receive, send)
 
     def _problem(self, headers: dict[str, str]) -> tuple[int, str] | None:

@@ -1,0 +1,103 @@
+"""``/api/live``: the explorer's microphone, classified as it listens (a WebSocket).
+
+The protocol, one connection per listener:
+
+1. the page sends a JSON text message ``{"sample_rate": 48000, "model": null, "hop": 0.25,
+   "unknown_threshold": null}`` (only ``sample_rate`` is required);
+2. the server answers ``{"type": "ready", ...}`` (:meth:`LiveStream.describe`), or
+   ``{"type": "error", "detail": ...}`` and closes (code 1008);
+3. the page sends binary messages of mono 16-bit little-endian PCM at that rate, each at most
+   :data:`~sonic.inference.live.MAX_CHUNK_BYTES`;
+4. every ``hop`` seconds of audio the server sends ``{"type": "result", ...}``
+   (:meth:`LiveStream.step`): the rolling top-3 and the events of the last minute.
+
+The guard (:mod:`sonic.serve.guard`) has refused a foreign ``Origin``, an unknown ``Host`` and a
+missing token before this runs. At most :data:`MAX_LISTENERS` streams at once (1013 "try again
+later" beyond); scoring runs on the thread pool, through the server's one :class:`Predictor`.
+"""
+from __future__ import annotations
+
+import json
+
+from fastapi import WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from sonic.inference.events import EventParams
+from sonic.inference.live import MAX_HOP, MIN_HOP, LiveError, LiveParams, LiveStream, pcm16
+from sonic.inference.predictor import Predictor, UnknownModelError
+
+MAX_LISTENERS = 4  # live streams scored at once
+MAX_START_BYTES = 4096  # the first (JSON) message
+
+
+class LiveStart(BaseModel):
+    sample_rate: int = Field(ge=4000, le=192000, description="Hz of the PCM that follows")
+    model: str | None = None
+    hop: float = Field(LiveParams.hop, ge=MIN_HOP, le=MAX_HOP)
+    unknown_threshold: float | None = Field(None, ge=0, le=1)
+
+
+class Listeners:
+    """A count of open live streams, bounded by :data:`MAX_LISTENERS`."""
+
+    def __init__(self, limit: int = MAX_LISTENERS) -> None:
+        self.open, self.limit = 0, limit
+
+
+async def _refuse(ws: WebSocket, detail: str, code: int = 1008) -> None:
+    await ws.send_json({"type": "error", "detail": detail})
+    await ws.close(code)
+
+
+async def _start(ws: WebSocket, predictor: Predictor, default_threshold: float | None
+                 ) -> LiveStream | None:
+    """Read the first message and build the stream, or refuse with the reason."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        return None
+    text = message.get("text")
+    if text is None or len(text) > MAX_START_BYTES:
+        await _refuse(ws, f"the first message must be JSON settings under {MAX_START_BYTES} "
+                          "bytes")
+        return None
+    try:
+        start = LiveStart.model_validate(json.loads(text))
+        threshold = default_threshold if start.unknown_threshold is None \
+            else start.unknown_threshold
+        return LiveStream(predictor, start.sample_rate, start.model, LiveParams(hop=start.hop),
+                          EventParams(), threshold)
+    except (ValueError, ValidationError, UnknownModelError) as err:
+        await _refuse(ws, f"live settings refused: {err}")
+        return None
+
+
+async def serve_live(ws: WebSocket, predictor: Predictor, listeners: Listeners,
+                     default_threshold: float | None) -> None:
+    """Run one live stream until the page closes it or sends something unusable."""
+    await ws.accept()
+    if listeners.open >= listeners.limit:
+        return await _refuse(ws, f"{listeners.limit} live streams are open; try again later",
+                             code=1013)
+    listeners.open += 1
+    try:
+        stream = await _start(ws, predictor, default_threshold)
+        if stream is None:
+            return
+        await ws.send_json(stream.describe())
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("bytes") is None:
+                return await _refuse(ws, "after the settings, send binary 16-bit PCM messages")
+            try:
+                stream.push(pcm16(message["bytes"]))
+                if stream.due():
+                    await ws.send_json(await run_in_threadpool(stream.step))
+            except LiveError as err:
+                return await _refuse(ws, str(err), code=1009 if "limit" in str(err) else 1008)
+    except WebSocketDisconnect:
+        return
+    finally:
+        listeners.open -= 1
