@@ -5,7 +5,9 @@ from pathlib import Path
 import pandas as pd
 
 from sonic.augment.pipeline import augment_training_clips
-from sonic.config import load_params
+from sonic.config.augment import AugmentConfig
+from sonic.config.features import FeatureConfig
+from sonic.config.parse import load_sections
 from sonic.features.store import load_features, save_features
 from sonic.runtime import pick_device
 
@@ -17,7 +19,7 @@ def main() -> None:
     parser.add_argument("--split", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    params = load_params(args.params)
+    params = load_sections(args.params, features=FeatureConfig, augment=AugmentConfig)
     feats = load_features(args.features, waves=True)
     split = pd.read_csv(args.split, dtype=str, keep_default_na=False)  # a class may be "NA"
     train = split[split["role"] == "train"]

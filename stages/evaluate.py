@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sonic.config import load_params
+from sonic.config.cv import CVConfig
+from sonic.config.evaluate import EvaluateConfig
+from sonic.config.parse import load_sections
 from sonic.evaluation.evaluate import confusions, evaluate_models
 from sonic.evaluation.plots import confusion_figure, per_class_table
 from sonic.features.store import load_features
@@ -29,7 +31,7 @@ def main() -> None:
                         help="checkpoints, or folders holding one per cv.models name")
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder")
     args = parser.parse_args()
-    params = load_params(args.params)
+    params = load_sections(args.params, evaluate=EvaluateConfig, cv=CVConfig)
 
     # a folder holds one checkpoint per name in cv.models (the cv_evaluate stages)
     paths = [q for p in args.models

@@ -6,7 +6,9 @@ from pathlib import Path
 from sonic.audio.io import AudioLimits
 from sonic.audio.layouts import LayoutError, discover
 from sonic.audio.manifest import read_manifest
-from sonic.config import load_params
+from sonic.config.data import DataConfig
+from sonic.config.features import FeatureConfig
+from sonic.config.parse import load_sections
 from sonic.features.extract import BadInputError, bad_files_table, extract
 from sonic.features.store import write_table
 from sonic.runtime import pick_device
@@ -23,7 +25,7 @@ def main() -> None:
                         help="longer files are rejected from their header, before decoding "
                              "(default 3600 s)")
     args = parser.parse_args()
-    params = load_params(args.params)
+    params = load_sections(args.params, data=DataConfig, features=FeatureConfig)
     try:
         clips, bad = discover(params.data, read_manifest(args.manifest))
         if bad and params.data.on_bad_file == "fail":

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from sonic.audio.manifest import OK, load_cache, save_cache, scan, write_manifest
-from sonic.config import load_params
+from sonic.config.data import DataConfig
+from sonic.config.parse import load_sections
 
 
 def main() -> None:
@@ -19,7 +20,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, required=True,
                         help="hash cache kept between runs (outside DVC's outputs)")
     args = parser.parse_args()
-    data = load_params(args.params).data
+    data = load_sections(args.params, data=DataConfig).data
     t0 = time.perf_counter()
     try:
         entries, cache = scan(data.root, load_cache(args.cache))

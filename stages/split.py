@@ -3,7 +3,9 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from sonic.config import load_params
+from sonic.config.data import DataConfig
+from sonic.config.parse import load_sections
+from sonic.config.split import SplitConfig
 from sonic.features.store import read_index, write_table
 from sonic.split import split_roles
 
@@ -16,7 +18,7 @@ def main() -> None:
     parser.add_argument("--val-fold", type=int, help="held-out fold instead of split.val_fold "
                                                       "(the cross-validation stages)")
     args = parser.parse_args()
-    params = load_params(args.params)
+    params = load_sections(args.params, data=DataConfig, split=SplitConfig)
     cfg = params.split
     if args.val_fold is not None:
         cfg = dataclasses.replace(cfg, val_fold=args.val_fold)

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sonic.config import load_params
+from sonic.config.parse import load_sections
+from sonic.config.submit import SubmitConfig
 from sonic.evaluation.evaluate import (check_same_classes, predict_probs, score_answers,
                                        submission_tables)
 from sonic.evaluation.submission import (FALLBACK, NOT_FINITE, Fallbacks, class_prior,
@@ -30,7 +31,7 @@ def main() -> None:
     parser.add_argument("--probs", type=Path, required=True, help="per-class probabilities CSV")
     parser.add_argument("--report", type=Path, required=True, help="run summary JSON")
     args = parser.parse_args()
-    choice = load_params(args.params).submit.model
+    choice = load_sections(args.params, submit=SubmitConfig).submit.model
 
     models = {p.stem: load_classifier(p) for p in args.models}
     classes = check_same_classes(models)

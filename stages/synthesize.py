@@ -11,7 +11,10 @@ import pandas as pd
 import soundfile as sf
 import torch
 
-from sonic.config import load_params
+from sonic.config.features import FeatureConfig
+from sonic.config.invert import InvertConfig
+from sonic.config.parse import load_sections
+from sonic.config.synthesize import SynthesizeConfig
 from sonic.features.store import load_features
 from sonic.generation.inverter import load_inverter
 from sonic.generation.plots import save_grid
@@ -53,7 +56,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for <class>/NNN.wav")
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder")
     args = parser.parse_args()
-    params = load_params(args.params)
+    params = load_sections(args.params, features=FeatureConfig, invert=InvertConfig,
+                           synthesize=SynthesizeConfig)
     cfg, features, inv_cfg = params.synthesize, params.features, params.invert
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)

@@ -10,9 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-import sonic
-from sonic.config import load_params
-from sonic.models import build_model
+from sonic.codedeps import code_deps
+from sonic.config.features import FeatureConfig
+from sonic.config.parse import load_sections
+from sonic.config.split import SplitConfig
+from sonic.config.train import TrainConfig
+from sonic.models import CONFIGS, build_model
 from sonic.runtime import pick_device, seed_everything
 from sonic.training import distributed
 from sonic.training.checkpoint import save_checkpoint
@@ -21,12 +24,8 @@ from sonic.training.loop import fit, keep_best
 from sonic.training.report import open_live, rounded, write_details
 from sonic.training.resume import ResumeFile, fingerprint
 
-SONIC = Path(sonic.__file__).parent
-# the resume key's code: every code dep of the stage in dvc.yaml (tests/test_resume_key.py)
-CODE = [Path(__file__), Path(__file__).parent / "__init__.py", SONIC / "training",
-        SONIC / "models", SONIC / "config.py", SONIC / "runtime.py",
-        SONIC / "features" / "store.py", SONIC / "features" / "__init__.py",
-        SONIC / "progress.py", SONIC / "tensorfile.py"]
+# the resume key hashes every file the stage runs: its code deps in dvc.yaml
+CODE = code_deps("stages.train")
 
 
 def main() -> int:
@@ -40,7 +39,8 @@ def main() -> int:
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder")
     parser.add_argument("--resume", type=Path, help="resume state (kept until the run ends)")
     args = parser.parse_args()
-    params = load_params(args.params)
+    params = load_sections(args.params, features=FeatureConfig, train=TrainConfig,
+                           split=SplitConfig, **{args.model: CONFIGS[args.model]})
     cfg, model_cfg = params.train, getattr(params, args.model)
     status = distributed.relaunch(cfg.nproc, "stages.train")
     if status is not None:

@@ -12,8 +12,10 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
-import sonic
-from sonic.config import load_params
+from sonic.codedeps import code_deps
+from sonic.config.cgan import CGANConfig
+from sonic.config.features import FeatureConfig
+from sonic.config.parse import load_sections
 from sonic.generation.invert import mel_db_to_wave
 from sonic.generation.plots import save_grid
 from sonic.generation.state import (checkpoint, fixed_grid, generate, make_state,
@@ -26,8 +28,8 @@ from sonic.training.resume import ResumeFile, fingerprint
 
 GRID_PER_CLASS = 4  # samples per class row in the progress pictures
 PROGRESS_GL_ITERS = 32  # Griffin-Lim iterations for progress WAVs (synthesize has its own param)
-SONIC = Path(sonic.__file__).parent
-CODE = [Path(__file__), SONIC / "generation", SONIC / "training", SONIC / "config.py"]
+# the resume key hashes every file the stage runs: its code deps in dvc.yaml
+CODE = code_deps("stages.train_cgan")
 
 
 def main() -> None:
@@ -40,7 +42,7 @@ def main() -> None:
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder")
     parser.add_argument("--resume", type=Path, help="resume state (kept until the run ends)")
     args = parser.parse_args()
-    params = load_params(args.params)
+    params = load_sections(args.params, features=FeatureConfig, cgan=CGANConfig)
     cfg, features = params.cgan, params.features
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)

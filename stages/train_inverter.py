@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sonic.config import load_params
+from sonic.config.features import FeatureConfig
+from sonic.config.invert import InvertConfig
+from sonic.config.parse import load_sections
 from sonic.features.store import load_features
 from sonic.generation.inverter import compare_methods, save_inverter, train_inverter
 from sonic.generation.quality import bootstrap
@@ -25,7 +27,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="inverter checkpoint")
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder")
     args = parser.parse_args()
-    params = load_params(args.params)
+    params = load_sections(args.params, features=FeatureConfig, invert=InvertConfig)
     cfg, features = params.invert, params.features
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)

@@ -20,57 +20,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("sonic", "stages")  # the project's own code; everything else is a library
+from sonic.codedeps import ROOT as REPO
+from sonic.codedeps import PACKAGES, modules_run_by_stage, module_file
+
 ROOT_INIT = REPO / "sonic" / "__init__.py"  # only the version string (checked below)
-
-
-def module_file(name: str) -> Path | None:
-    """``sonic.features.mel`` → its file (a module or a package's ``__init__.py``), or None."""
-    base = REPO.joinpath(*name.split("."))
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
-
-
-def imported_names(path: Path) -> set[str]:
-    """Dotted names of the project modules ``path`` imports, wherever the import statement is."""
-    package = ".".join(path.relative_to(REPO).with_suffix("").parts)
-    if path.name == "__init__.py":
-        package = package.rsplit(".", 1)[0]
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: resolve against this module's package
-                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                base = f"{parent}.{node.module}" if node.module else parent
-            else:
-                base = node.module or ""
-            names.add(base)
-            names |= {f"{base}.{alias.name}" for alias in node.names}  # submodules, if any
-    return {n for n in names if n.split(".")[0] in PACKAGES}
-
-
-def modules_run_by(script: Path) -> set[Path]:
-    """Every project file importing ``script`` runs: its imports, transitively, and the
-    ``__init__.py`` of each package on the way (importing ``a.b.c`` runs ``a`` and ``a.b``)."""
-    seen: set[Path] = set()
-    todo = [script]
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        for name in imported_names(path):
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):
-                found = module_file(".".join(parts[:i]))
-                if found is not None:
-                    todo.append(found)
-    return seen
 
 
 def stage_scripts() -> dict[str, tuple[str, list[str]]]:
@@ -81,14 +34,6 @@ def stage_scripts() -> dict[str, tuple[str, list[str]]]:
         module = re.search(r"python -m (\S+)", stage["cmd"])[1]
         out[name] = (module, [str(d) for d in stage.get("deps", [])])
     return out
-
-
-def modules_run_by_stage(module: str) -> set[Path]:
-    """What ``python -m module`` runs: the script, its package's ``__init__.py`` files, and all
-    they import."""
-    parts = module.split(".")
-    starts = [module_file(".".join(parts[:i])) for i in range(1, len(parts) + 1)]
-    return set().union(*(modules_run_by(p) for p in starts))
 
 
 def covered(path: Path, deps: list[str]) -> bool:
@@ -108,8 +53,21 @@ def test_the_root_package_init_holds_only_the_version() -> None:
 def test_the_walker_follows_lazy_relative_and_package_imports() -> None:
     runs = {p.relative_to(REPO).as_posix() for p in modules_run_by_stage("stages.submit")}
     assert {"stages/__init__.py", "sonic/evaluation/evaluate.py", "sonic/evaluation/metrics.py",
-            "sonic/training/checkpoint.py", "sonic/models/cnn.py", "sonic/config.py",
-            "sonic/evaluation/__init__.py"} <= runs
+            "sonic/training/checkpoint.py", "sonic/models/cnn.py", "sonic/config/parse.py",
+            "sonic/config/submit.py", "sonic/evaluation/__init__.py"} <= runs
+
+
+def test_the_walker_finds_a_lazily_re_exported_name_in_its_own_module() -> None:
+    """``from sonic.config import FeatureConfig`` runs ``sonic/config/features.py`` alone: the
+    package re-exports names on first use, and the walker follows the name to its module."""
+    from sonic.codedeps import imported_names
+
+    mel = REPO / "sonic/features/mel.py"
+    assert "from sonic.config import FeatureConfig" in mel.read_text()
+    runs = {p.relative_to(REPO).as_posix() for p in modules_run_by_stage("sonic.features.mel")}
+    assert {"sonic/config/__init__.py", "sonic/config/features.py"} <= runs
+    assert not runs & {"sonic/config/params.py", "sonic/config/train.py", "sonic/config/cgan.py"}
+    assert "sonic.config.features" in imported_names(mel)
 
 
 @pytest.mark.parametrize("stage", sorted(stage_scripts()))
@@ -135,9 +93,49 @@ def test_stage_code_deps_are_only_the_modules_it_runs(stage: str) -> None:
                         "import: drop it, or an edit there re-runs the stage for nothing")
 
 
+def stages_listing(path: str) -> set[str]:
+    """The stages an edit to ``path`` re-runs: those whose deps in dvc.yaml cover it."""
+    return {name for name, (_, deps) in stage_scripts().items() if covered(REPO / path, deps)}
+
+
+CLASSIFIER_STAGES = {"prepare", "scan", "extract_mels", "split", "augment", "train_cnn",
+                     "train_resnet", "evaluate", "submit", "cv_split", "cv_augment", "cv_train",
+                     "cv_evaluate"}
+
+
 def test_an_edit_to_the_sample_quality_code_leaves_the_gan_and_classifiers_cached() -> None:
     """``quality.py`` measures samples: the stages that measure them re-run, no training does."""
-    listing = {name for name, (_, deps) in stage_scripts().items()
-               if covered(REPO / "sonic/generation/quality.py", deps)}
+    listing = stages_listing("sonic/generation/quality.py")
     assert "synthesize" in listing
-    assert not listing & {"train_cgan", "train_cnn", "train_resnet", "cv_train", "evaluate"}
+    assert not listing & (CLASSIFIER_STAGES | {"train_cgan"})
+
+
+def test_an_edit_to_the_gan_config_re_runs_the_gan_stages_only() -> None:
+    """The ``cgan`` section's module: the GAN and what samples it re-run, no classifier does."""
+    listing = stages_listing("sonic/config/cgan.py")
+    assert "train_cgan" in listing
+    assert listing <= {"train_cgan", "synthesize"}
+
+
+@pytest.mark.parametrize("section", ["demo", "data", "features", "split", "augment", "train",
+                                     "cnn", "resnet", "evaluate", "submit", "cgan", "invert",
+                                     "synthesize", "cv"])
+def test_a_section_module_is_a_dep_only_where_its_section_or_its_model_is_used(
+        section: str) -> None:
+    """An edit to one section's code re-runs the stages whose params list that section, or
+    that build what it configures (the classifier registry holds both ``cnn`` and ``resnet``,
+    and a checkpoint its ``features``; ``synthesize`` loads the GAN and trains small CNNs), and
+    no other stage."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    readers = {name for name, stage in stages.items()
+               if any(str(p).split(".")[0] == section for p in stage.get("params", []))}
+    classifiers = {"train_cnn", "train_resnet", "cv_train", "evaluate", "cv_evaluate", "submit",
+                   "synthesize"}  # every stage that builds a classifier from the registry
+    builds = {"cnn": classifiers, "resnet": classifiers, "train": {"synthesize"},
+              "cgan": {"synthesize"},
+              "features": classifiers,  # a checkpoint carries its features config
+              "cv": {"evaluate"}}.get(section, set())  # cv.models names a folder's checkpoints
+    listing = stages_listing(f"sonic/config/{section}.py")
+    assert listing, f"no stage lists sonic/config/{section}.py"
+    assert listing <= readers | builds, (f"sonic/config/{section}.py re-runs "
+                                         f"{sorted(listing - readers - builds)}")

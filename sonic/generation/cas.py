@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sonic.config import CASConfig, CNNConfig, TrainConfig
+from sonic.config.cnn import CNNConfig
+from sonic.config.synthesize import CASConfig
+from sonic.config.train import TrainConfig
 from sonic.models import build_model
 from sonic.training.data import MelSet
 from sonic.training.loop import fit

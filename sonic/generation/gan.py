@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sonic.config import CGANConfig
+from sonic.config.cgan import CGANConfig
 
 N_UP = 4  # upsampling / downsampling blocks; the first generator grid is 1/16 of the output
 

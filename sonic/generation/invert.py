@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torchaudio
 
-from sonic.config import FeatureConfig
+from sonic.config.features import FeatureConfig
 
 
 def _inverse_mel(power: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:

@@ -22,7 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchaudio
 
-from sonic.config import FeatureConfig, InvertConfig
+from sonic.config.features import FeatureConfig
+from sonic.config.invert import InvertConfig
 from sonic.features.mel import AMIN
 from sonic.generation.invert import (griffin_lim, mel_db_to_wave, stft_magnitude,
                                      waveform_convergence)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sonic.config import CGANConfig
+from sonic.config.cgan import CGANConfig
 from sonic.generation.gan import Discriminator, Generator
 
 

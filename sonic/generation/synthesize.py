@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sonic.config import FeatureConfig, InvertConfig, SynthesizeConfig
+from sonic.config.features import FeatureConfig
+from sonic.config.invert import InvertConfig
+from sonic.config.synthesize import SynthesizeConfig
 from sonic.features.mel import prepare_waveform, waves_to_mels
 from sonic.generation.cas import train_and_test
 from sonic.generation.gan import Generator

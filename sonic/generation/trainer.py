@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from tqdm import tqdm
 
-from sonic.config import CGANConfig
+from sonic.config.cgan import CGANConfig
 from sonic.generation.gan import diff_augment
 from sonic.generation.state import GANState, checkpoint, restore, update_ema
 from sonic.progress import progress

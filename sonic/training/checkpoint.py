@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sonic.config import FeatureConfig, parse_params
+from sonic.config.features import FeatureConfig
+from sonic.config.parse import parse_section
 from sonic.models import build_model
 from sonic.tensorfile import load_payload, save_payload
 
@@ -99,6 +100,6 @@ def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> Cla
         model_cfg["pretrained"] = None  # the stored weights already include any transfer
     model = build_model(payload["model"], model_cfg, len(payload["classes"]))
     model.load_state_dict(payload["state_dict"])
-    features = parse_params({"features": payload["features"]}).features
+    features = parse_section(FeatureConfig, payload["features"], "features")
     return Classifier(payload["model"], model.to(device).eval(), payload["classes"], features,
                       payload["norm"]["mean"], payload["norm"]["std"], payload["meta"])

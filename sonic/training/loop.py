@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, SequentialSampler
 from tqdm import tqdm
 
-from sonic.config import TrainConfig
+from sonic.config.train import TrainConfig
 from sonic.progress import progress
 from sonic.training.data import MelSet
 from sonic.training.distributed import Dist
