@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -118,6 +119,43 @@ def confusion_png(cv: Path, folds: Sequence[int], model: str, path: Path) -> Non
     plt.close(fig)
 
 
+def summary(results: dict) -> dict:
+    """A finished five-fold run in one line of history: its experiment, when, and per model the
+    mean, sd, the folds no choice saw and the per-fold accuracies."""
+    name = re.search(r"-n (\S+)", results.get("command", ""))
+    return {"name": name.group(1) if name else "", "date": results["date"],
+            "machine": results["machine"], "command": results.get("command", ""),
+            "models": {m: {k: e["accuracy"][k] for k in ("per_fold", "mean", "sd",
+                                                         "unseen_folds_mean")}
+                       | ({"mflops": e["compute"]["mflops"]} if "compute" in e else {})
+                       for m, e in results["models"].items()}}
+
+
+def archive(out: Path, results: dict) -> list[dict]:
+    """Keep the run that ``results`` replaces: append the summary of ``out``/results.json to
+    ``out``/history.json when it came from another command. Returns the history."""
+    path, history_path = out / "results.json", out / "history.json"
+    history = json.loads(history_path.read_text()) if history_path.exists() else []
+    if path.exists():
+        previous = json.loads(path.read_text())
+        if previous.get("command") != results.get("command"):
+            history = [h for h in history if h["command"] != previous.get("command")]
+            history.append(summary(previous))
+            write_json(history_path, history)
+    return history
+
+
+def history_table(history: list[dict]) -> list[str]:
+    lines = ["| experiment | date | model | mean ± sd | mean of the folds no choice saw |",
+             "|---|---|---|---|---|"]
+    for h in history:
+        for model, a in h["models"].items():
+            sd = f" ± {pct(a['sd'])}" if a["sd"] is not None else ""
+            lines.append(f"| `{h['name']}` | {h['date']} | {model} | {pct(a['mean'])}{sd} | "
+                         f"{pct(a['unseen_folds_mean'])} |")
+    return lines
+
+
 def study_row(cv: Path, fold: int, name: str, change: str) -> dict:
     """One development-fold experiment: its test accuracy per model and its training time."""
     scores = json.loads((cv / str(fold) / "evaluate/metrics.json").read_text())["test"]
@@ -192,7 +230,7 @@ def study_table(study: list[dict]) -> list[str]:
     return lines
 
 
-def accuracy_plot(results: dict, path: Path) -> None:
+def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None) -> None:
     """Accuracy against MFLOPs per clip (log scale): Sonic's models beside the anchors."""
     import matplotlib
 
@@ -208,6 +246,12 @@ def accuracy_plot(results: dict, path: Path) -> None:
         else:
             ax.axhline(a["accuracy"], color="grey", lw=0.6, ls=":")
             ax.text(1.0, a["accuracy"] + 0.3, a["name"], fontsize=7, color="grey")
+    for h in history or []:
+        for model, a in h["models"].items():
+            if "mflops" in a:
+                ax.errorbar(a["mflops"], 100 * a["mean"], yerr=100 * (a["sd"] or 0), fmt="o",
+                            mfc="none", color="grey", capsize=3,
+                            label=f"Sonic {model}, earlier: {h['name']}")
     for model, e in results["models"].items():
         if "compute" in e:
             c, acc = e["compute"], e["accuracy"]
@@ -225,7 +269,8 @@ def accuracy_plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def page(results: dict, study: list[dict], plot: str, confusion: str) -> str:
+def page(results: dict, study: list[dict], plot: str, confusion: str,
+         history: list[dict] | None = None) -> str:
     """The ESC-50 page: how to run it, the five-fold figures, the study, the anchors."""
     best = best_model(results)
     acc = results["models"][best]["accuracy"]
@@ -268,6 +313,10 @@ def page(results: dict, study: list[dict], plot: str, confusion: str) -> str:
         "",
         f"![confusion over all folds]({confusion})",
         "",
+        *(["## Earlier five-fold runs", "",
+           "The runs this recipe replaced, same protocol (their commands in "
+           "metrics/esc50_cv/history.json):", "", *history_table(history), ""]
+          if history else []),
         "## Accuracy against compute",
         "",
         f"![accuracy against MFLOPs]({plot})",
@@ -293,8 +342,10 @@ def page_from_files(results_dir: Path, plot: Path, root: Path = Path(".")) -> st
     results = json.loads((root / results_dir / "results.json").read_text())
     study_path = root / results_dir / "study.json"
     study = json.loads(study_path.read_text()) if study_path.exists() else []
+    history_path = root / results_dir / "history.json"
+    history = json.loads(history_path.read_text()) if history_path.exists() else []
     confusion = results_dir / f"confusion_{best_model(results)}.png"
-    return page(results, study, str(Path("..") / plot), str(Path("..") / confusion))
+    return page(results, study, str(Path("..") / plot), str(Path("..") / confusion), history)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -322,6 +373,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.what == "collect":
         results = collect(args.cv, args.folds, args.dev_fold, args.command)
         results["timing"] = args.timing
+        archive(args.out, results)
         write_json(args.out / "results.json", results)
         rows = [{"model": m, "class": c, "accuracy": a} for m, e in results["models"].items()
                 for c, a in e["per_class"].items()]
@@ -339,7 +391,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         write_text(args.doc, page_from_files(args.results, args.plot))
         results = json.loads((args.results / "results.json").read_text())
-        accuracy_plot(results, args.plot)
+        history_path = args.results / "history.json"
+        accuracy_plot(results, args.plot,
+                      json.loads(history_path.read_text()) if history_path.exists() else [])
         print(f"written {args.doc} and {args.plot}")
 
 

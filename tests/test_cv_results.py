@@ -90,6 +90,21 @@ def test_study_rows_and_the_page_from_files(tmp_path):
     assert plot.stat().st_size > 0 and (out / "confusion_resnet.png").exists()
 
 
+def test_a_new_recipe_keeps_the_run_it_replaces_in_the_history(tmp_path):
+    cv = fake_cv(tmp_path, {1: 3, 2: 4})
+    out = tmp_path / "results"
+    for command in ("dvc exp run -n old", "dvc exp run -n old", "dvc exp run -n new"):
+        main(["collect", "--cv", str(cv), "--folds", "1", "2", "--dev-fold", "1", "--out",
+              str(out), "--command", command])
+    history = json.loads((out / "history.json").read_text())
+    assert [h["name"] for h in history] == ["old"]  # re-collecting one run archives nothing
+    assert history[0]["models"]["resnet"]["mean"] == pytest.approx(0.875)
+    doc = tmp_path / "esc50.md"
+    main(["page", "--results", str(out), "--doc", str(doc), "--plot", str(tmp_path / "p.png")])
+    assert "## Earlier five-fold runs" in doc.read_text()
+    assert "| `old` |" in doc.read_text()
+
+
 @pytest.mark.skipif(not (REPO / "metrics/esc50_cv/results.json").exists(),
                     reason="no committed ESC-50 results")
 def test_the_committed_esc50_page_is_what_the_command_writes():
