@@ -7,8 +7,9 @@ pipes and stacked again.
 
 One file never costs the others: any error while reading it (MemoryError included), a
 non-finite log-mel, or a decoding process killed while reading it makes it a rejected file with
-its reason. Each file is decoded in bounded memory (:func:`~sonic.features.stream.decode_mono`)
-and refused from its header when longer than ``limits.max_seconds``. A scratch folder
+its reason. Each file is decoded in bounded memory (:func:`~sonic.features.stream.clip_wave`:
+a long one in two streamed passes that keep only its centre crop) and refused from its header
+when longer than ``limits.max_seconds``. A scratch folder
 (``.extract-<pid>-*``) left by a killed run is swept at the next.
 """
 from __future__ import annotations
@@ -27,9 +28,9 @@ from tqdm import tqdm
 from sonic.audio.io import AudioLimits, read_error
 from sonic.audio.layouts import BadFile, Clip
 from sonic.config import FeatureConfig
-from sonic.features.mel import cached_logmel, fix_length, waves_to_mels
+from sonic.features.mel import cached_logmel, waves_to_mels
 from sonic.features.store import INDEX_COLUMNS
-from sonic.features.stream import decode_mono
+from sonic.features.stream import clip_wave
 from sonic.progress import progress
 from sonic.runtime import ordered_map, save_npy, sweep, tagged
 
@@ -91,7 +92,7 @@ def _decode(job: Job) -> BadFile | None:
     """
     i, clip, cfg, waves, mels, limits = job
     try:
-        wave = fix_length(decode_mono(clip.path, cfg, limits).wave, cfg.n_samples)
+        wave = clip_wave(clip.path, cfg, limits)
         if mels is not None:
             with torch.no_grad():
                 mel = cached_logmel(cfg)(torch.from_numpy(wave[None]))[0].numpy()

@@ -16,11 +16,8 @@ import torch
 from tqdm import tqdm
 
 from sonic.audio.io import AudioLimits, probe, read_error
-from sonic.inference.events import window_levels
 from sonic.config import FeatureConfig, TrainConfig
-from sonic.features.stream import decode_mono
-from sonic.inference.windows import (ClipWindows, Windowing, load_windows, plan_windows,
-                                      window_batches)
+from sonic.inference.windows import ClipWindows, Windowing, load_windows, stream_windows
 from sonic.runtime import ordered_map
 from sonic.training.checkpoint import Classifier, load_classifier
 from sonic.training.loop import autocast, channels_last_safe, use_bf16
@@ -248,22 +245,21 @@ class Predictor:
 
     def predict_file(self, path: str | Path, model: str | None = None,
                      windowing: Windowing | None = None) -> Prediction:
-        """Score one file in batches of windows (memory: its mono signal at the checkpoint's rate
-        and one batch); an unusable file gives a :class:`Prediction` with ``error`` set."""
+        """Score one file in batches of windows (memory: one batch, and for a clip its mono
+        signal; a long file is streamed, see :func:`~sonic.inference.windows.stream_windows`);
+        an unusable file gives a :class:`Prediction` with ``error`` set."""
         model, windowing = self.resolve(model), windowing or self.windowing()
         try:
-            decoded = decode_mono(path, self.features, self.limits)
-            parts = [(self.window_probs(mels, model), starts) for mels, starts in
-                     window_batches(decoded, self.features, windowing, self.batch_size)]
+            info, batches = stream_windows(path, self.features, windowing, self.limits,
+                                           self.batch_size)
+            parts = [(self.window_probs(b.mels, model), b.starts, b.levels) for b in batches]
         except Exception as err:  # noqa: BLE001 - one file's failure is that file's row
             return Prediction(str(path), model, self.classes, error=read_error(err))
-        info = decoded.info
-        clip = ClipWindows(str(path), starts=np.concatenate([s for _, s in parts]),
+        clip = ClipWindows(str(path), starts=np.concatenate([s for _, s, _ in parts]),
                            duration=info.duration, sample_rate=info.sample_rate,
                            channels=info.channels)
-        result = self._result(clip, model, windowing, np.concatenate([p for p, _ in parts]))
-        result.levels = window_levels(decoded.wave, *plan_windows(decoded, self.features,
-                                                                  windowing))
+        result = self._result(clip, model, windowing, np.concatenate([p for p, _, _ in parts]))
+        result.levels = np.concatenate([v for _, _, v in parts])
         return result
 
     def decoding_workers(self) -> int:

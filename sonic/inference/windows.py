@@ -10,22 +10,26 @@ each is scored. A clip no longer than one window gives exactly one window, padde
 in training, so its log-mel is the row ``extract_mels`` stores for that file.
 
 Memory: the file is decoded block by block, mixed to mono and resampled as a stream (soxr's
-streaming resampler gives the same samples as one call), so what is held is the mono signal at
-the checkpoint's rate (88 kB per second at 22.05 kHz) plus one batch of windows' log-mels.
+streaming resampler gives the same samples as one call). A clip up to
+:data:`~sonic.features.stream.WHOLE_UP_TO_S` is held as its mono signal at the checkpoint's
+rate (88 kB per second at 22.05 kHz); a longer file is read twice (:func:`stream_windows`): once
+for its length and trim, once cut into windows as the samples arrive, so what is held is one
+window, one block and one batch of log-mels, whatever the file's length.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 import torch
 
-from sonic.audio.io import AudioLimits, BadAudioError, read_error
+from sonic.audio.io import (BLOCK_FRAMES, AudioInfo, AudioLimits, BadAudioError, probe,
+                             read_error)
 from sonic.config import FeatureConfig
 from sonic.features.mel import cached_logmel, fix_length
-from sonic.features.stream import Decoded, decode_mono
+from sonic.features.stream import WHOLE_UP_TO_S, Decoded, decode_mono, mono_pieces, scan_mono
 
 MIN_WINDOW, MAX_WINDOW = 0.1, 60.0  # seconds
 MIN_HOP_SHARE = 8  # hop >= window / 8: at most 8 windows over any sample
@@ -103,18 +107,34 @@ def plan_windows(decoded: Decoded, features: FeatureConfig, windowing: Windowing
                  ) -> tuple[np.ndarray, int]:
     """Window start samples in the trimmed wave, and the window size in samples; a file that
     would give more than :data:`MAX_WINDOWS` windows is a BadAudioError naming it."""
+    return _plan(decoded.path, len(decoded.wave), features, windowing)
+
+
+def _plan(path: str, n: int, features: FeatureConfig, windowing: Windowing
+          ) -> tuple[np.ndarray, int]:
+    """:func:`plan_windows` of a trimmed wave of ``n`` samples."""
     size = int(round(windowing.window * features.sample_rate))
     hop = max(1, int(round(windowing.hop * features.sample_rate)))
-    n = len(decoded.wave)
     count = 1 if n <= size else (n - size) // hop + 2
     if count > MAX_WINDOWS:
-        raise BadAudioError(decoded.path, f"would be cut into {count} windows of "
-                                          f"{windowing.window:g} s every {windowing.hop:g} s; "
-                                          f"the limit is {MAX_WINDOWS}: use a longer hop")
+        raise BadAudioError(path, f"would be cut into {count} windows of "
+                                  f"{windowing.window:g} s every {windowing.hop:g} s; "
+                                  f"the limit is {MAX_WINDOWS}: use a longer hop")
     return window_starts(n, size, hop), size
 
 
-@torch.no_grad()
+def _logmels(path: str, clips: list[np.ndarray], size: int,
+             features: FeatureConfig) -> np.ndarray:
+    """(B, n_mels, frames) float32 dB of window samples, each padded at the end to ``size``;
+    a non-finite value is a BadAudioError naming the file."""
+    waves = np.stack([fix_length(c, size) for c in clips]).astype(np.float32)
+    mels = cached_logmel(features)(torch.from_numpy(waves)).numpy()
+    if not np.isfinite(mels).all():
+        raise BadAudioError(path, "its log-mel spectrogram is not finite; re-export it as clean "
+                                  "PCM")
+    return mels
+
+
 def window_batches(decoded: Decoded, features: FeatureConfig, windowing: Windowing,
                    batch: int = 16) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The log-mel windows of a decoded file, ``batch`` at a time.
@@ -125,16 +145,79 @@ def window_batches(decoded: Decoded, features: FeatureConfig, windowing: Windowi
         is the checkpoint's duration. Non-finite values are a BadAudioError naming the file.
     starts : (B,) float64 seconds, on the file's own time axis (trimmed silence included).
     """
+    return ((b.mels, b.starts) for b in _whole(decoded, features, windowing, batch))
+
+
+class WindowBatch(NamedTuple):
+    """Consecutive windows of one file."""
+
+    mels: np.ndarray  # (B, n_mels, frames) float32 dB
+    starts: np.ndarray  # (B,) float64 seconds on the file's time axis
+    levels: np.ndarray  # (B,) dB RMS of each window's samples (full scale: 0 dB)
+
+
+def stream_windows(path: str | Path, features: FeatureConfig, windowing: Windowing,
+                   limits: AudioLimits = AudioLimits(), batch: int = 16,
+                   whole_up_to: float = WHOLE_UP_TO_S, block_frames: int = BLOCK_FRAMES
+                   ) -> tuple[AudioInfo, Iterator[WindowBatch]]:
+    """The windows of any file, ``batch`` at a time, in memory that does not grow with its
+    length: the same windows as :func:`window_batches` of :func:`decode_mono`.
+
+    A file up to ``whole_up_to`` seconds is decoded whole; a longer one in two passes: the
+    first (done before this returns, so a bad file, or one of too many windows, raises here)
+    finds its length and trim; the iterator decodes it again and cuts each window as its last
+    sample arrives. Raises BadAudioError, at once or while iterating.
+    """
+    info = probe(path, limits)
+    if info.duration <= whole_up_to:
+        decoded = decode_mono(path, features, limits)
+        return decoded.info, _whole(decoded, features, windowing, batch)
+    scanned = scan_mono(path, features, limits, block_frames)
+    starts, size = _plan(str(path), scanned.stop - scanned.start, features, windowing)
+    spans = [(scanned.start + s, min(scanned.start + s + size, scanned.stop)) for s in starts]
+    pieces = mono_pieces(path, features, limits, block_frames)
+    return scanned.info, _batched(str(path), _cut(pieces, spans), starts + scanned.start, size,
+                                  features, batch)
+
+
+def _whole(decoded: Decoded, features: FeatureConfig, windowing: Windowing,
+           batch: int) -> Iterator[WindowBatch]:
     starts, size = plan_windows(decoded, features, windowing)
-    wave, logmel = decoded.wave, cached_logmel(features)
-    for i in range(0, len(starts), batch):
-        part = starts[i:i + batch]
-        clips = np.stack([fix_length(wave[s:s + size], size) for s in part]).astype(np.float32)
-        mels = logmel(torch.from_numpy(clips)).numpy()
-        if not np.isfinite(mels).all():
-            raise BadAudioError(decoded.path, "its log-mel spectrogram is not finite; "
-                                              "re-export it as clean PCM")
-        yield mels, (part + decoded.start) / features.sample_rate
+    clips = (decoded.wave[s:s + size] for s in starts)
+    return _batched(decoded.path, clips, starts + decoded.start, size, features, batch)
+
+
+@torch.no_grad()
+def _batched(path: str, clips: Iterator[np.ndarray], starts: np.ndarray, size: int,
+             features: FeatureConfig, batch: int) -> Iterator[WindowBatch]:
+    """``clips`` (each window's samples, starting at ``starts``: samples on the file's time
+    axis) as log-mels, ``batch`` windows at a time."""
+    part: list[np.ndarray] = []
+    for i, clip in enumerate(clips, 1):
+        part.append(clip)
+        if len(part) == batch or i == len(starts):
+            level = [float(np.dot(c, c)) / max(len(c), 1) for c in part]
+            yield WindowBatch(_logmels(path, part, size, features),
+                              starts[i - len(part):i] / features.sample_rate,
+                              10 * np.log10(np.maximum(level, 1e-20)))
+            part = []
+
+
+def _cut(pieces: Iterator[np.ndarray], spans: list[tuple[int, int]]) -> Iterator[np.ndarray]:
+    """The samples ``a:b`` of each (ordered, overlapping) span of the signal ``pieces`` make up,
+    each as soon as its last sample arrives; held: the samples from the next span's start on."""
+    held, at, i = np.zeros(0, np.float32), 0, 0  # held[0] is sample ``at`` of the signal
+    for piece in pieces:
+        held = np.concatenate([held, piece])
+        while i < len(spans) and at + len(held) >= spans[i][1]:
+            a, b = spans[i]
+            yield held[a - at:b - at].copy()
+            i += 1
+        drop = min(len(held), (spans[i][0] if i < len(spans) else at + len(held)) - at)
+        if drop > 0:
+            held, at = held[drop:], at + drop
+    for a, b in spans[i:]:  # the second pass came up short (the file changed): what is there
+        yield held[max(a - at, 0):max(b - at, 0)].copy()
 
 
 def load_windows(path: str | Path, features: FeatureConfig, windowing: Windowing,
@@ -155,7 +238,6 @@ def load_windows(path: str | Path, features: FeatureConfig, windowing: Windowing
                        info.sample_rate, info.channels)
 
 
-@torch.no_grad()
 def one_window(decoded: Decoded, features: FeatureConfig, windowing: Windowing,
                index: int) -> tuple[np.ndarray, float, int]:
     """The log-mel (n_mels, frames) dB of window ``index`` (clamped to the last), its start in
@@ -163,9 +245,6 @@ def one_window(decoded: Decoded, features: FeatureConfig, windowing: Windowing,
     starts, size = plan_windows(decoded, features, windowing)
     index = min(index, len(starts) - 1)
     s = starts[index]
-    clip = fix_length(decoded.wave[s:s + size], size).astype(np.float32)
-    mel = cached_logmel(features)(torch.from_numpy(clip[None]))[0].numpy()
-    if not np.isfinite(mel).all():
-        raise BadAudioError(decoded.path, "its log-mel spectrogram is not finite; "
-                                          "re-export it as clean PCM")
+    with torch.no_grad():
+        mel = _logmels(decoded.path, [decoded.wave[s:s + size]], size, features)[0]
     return mel, float(s + decoded.start) / features.sample_rate, len(starts)
