@@ -96,7 +96,8 @@ def predict(args: argparse.Namespace) -> int:
 
         try:
             params = EventParams(args.on, args.off, args.min_duration, args.merge_gap,
-                                 None if args.gate_db == 0 else args.gate_db)
+                                 None if args.gate_db == 0 else args.gate_db,
+                                 None if args.floor_db == 0 else args.floor_db)
         except ValueError as err:
             print(f"sonic predict: {err}", file=sys.stderr)
             return EXIT_UNUSABLE
@@ -224,6 +225,9 @@ def _add_event_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--gate-db", type=float, default=d.gate_db, metavar="DB",
                    help=f"windows this far below the loudest are background; 0: no gate "
                         f"(default {d.gate_db:g} dB)")
+    g.add_argument("--floor-db", type=float, default=d.floor_db, metavar="DB",
+                   help=f"windows at most this far over the file's noise floor are background; "
+                        f"0: no floor gate (default {d.floor_db:g} dB)")
 
 
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:

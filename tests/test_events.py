@@ -15,8 +15,9 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from sonic.inference.events import (EventParams, detect, frame_probs, hysteresis,
-                                    prediction_events, top1_events)
+from sonic.inference.events import (FLOOR_MIN_WINDOWS, EventParams, background, detect,
+                                    frame_probs, gate, hysteresis, prediction_events,
+                                    top1_events)
 from sonic.inference.predictor import Predictor
 from sonic.inference.soundscape import SceneConfig, build, list_clips, read_reference, score
 from sonic.inference.windows import Windowing
@@ -68,6 +69,23 @@ def test_hysteresis_min_duration_and_merge_gap() -> None:
             if e.label == "a"] == [(1.0, 8.0)]
     with pytest.raises(ValueError, match="off <= on"):
         EventParams(on=0.3, off=0.5)
+
+
+def test_the_floor_gate_drops_windows_at_the_noise_floor_but_not_a_steady_sound() -> None:
+    rng = np.random.default_rng(0)
+    noise = -40 + 0.3 * rng.standard_normal(20)  # a steady noise floor at -40 dB ...
+    levels = noise.copy()
+    levels[[5, 6, 12]] = [-39.5, -30.0, -25.0]  # ... a faint window, two clear sounds
+    quiet = background(levels, gate_db=None, floor_db=1.5)
+    assert not quiet[[6, 12]].any() and quiet[5]  # under 1.5 dB over the floor: background
+    assert quiet.sum() >= 15
+    assert not background(noise, None, 1.5).any()  # one steady sound: no floor to gate
+    assert not background(levels[:FLOOR_MIN_WINDOWS - 1], None, 1.5).any()  # too few windows
+    assert background(levels, 10.0, None).sum() == 18  # the old gate: 10 dB under the loudest
+    probs = np.full((20, 2), 0.5)
+    assert gate(probs, levels, None, 1.5)[quiet].sum() == 0
+    with pytest.raises(ValueError, match="floor_db"):
+        EventParams(floor_db=0.0)
 
 
 def test_events_of_a_constructed_recording_land_within_a_window_of_the_truth(

@@ -6,8 +6,13 @@ each piece the mean probability of the windows that cover it: a piecewise-consta
 class, with no extra resolution parameter. :func:`detect` then finds each class's events with
 hysteresis — an event starts where the curve reaches ``on`` and lasts while it stays at or above
 ``off`` — joins events of one class closer than ``merge_gap``, and drops those shorter than
-``min_duration``. Windows far quieter than the loudest one (``gate_db`` below it) count as
-background: a classifier asked about near-silence still answers with some class.
+``min_duration``. Two level gates count windows as background, where a classifier asked about
+near-silence or the steady noise between sounds still answers with some class: windows far
+quieter than the loudest one (``gate_db`` below it), and, in a file with a clear noise floor,
+windows barely above that floor (``floor_db`` over the level that :data:`FLOOR_PERCENTILE` % of
+windows stay under). The floor gate applies only to files of at least :data:`FLOOR_MIN_WINDOWS`
+windows whose loudest window stands :data:`FLOOR_MIN_RANGE_DB` over the floor, so a recording that
+is one steady sound (rain, an engine) keeps every window.
 
 :func:`top1_events` is the plain baseline: every window labelled with its top class, no
 threshold. Both return :class:`Event` lists that :func:`write_events` writes as CSV, JSON and an
@@ -31,11 +36,12 @@ class EventParams:
     """How window probabilities become events. Defaults: see docs/events.md (measured on
     soundscapes with :mod:`sonic.inference.soundscape`)."""
 
-    on: float = 0.5  # probability that starts an event
-    off: float = 0.3  # probability below which it ends (hysteresis: off <= on)
+    on: float = 0.6  # probability that starts an event
+    off: float = 0.5  # probability below which it ends (hysteresis: off <= on)
     min_duration: float = 0.3  # seconds; shorter events are dropped
     merge_gap: float = 0.5  # seconds; events of one class closer than this are joined
     gate_db: float | None = 40.0  # windows this far below the loudest are background; None: off
+    floor_db: float | None = 1.5  # windows at most this far over the noise floor are background
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.off <= self.on <= 1.0:
@@ -45,6 +51,8 @@ class EventParams:
             raise ValueError("min_duration and merge_gap must be >= 0 seconds")
         if self.gate_db is not None and self.gate_db <= 0:
             raise ValueError(f"gate_db must be positive (dB) or None, got {self.gate_db:g}")
+        if self.floor_db is not None and self.floor_db <= 0:
+            raise ValueError(f"floor_db must be positive (dB) or None, got {self.floor_db:g}")
 
 
 @dataclass(frozen=True)
@@ -89,13 +97,32 @@ def frame_probs(probs: np.ndarray, starts: np.ndarray, window: float, duration: 
     return edges, curve
 
 
-def gate(probs: np.ndarray, levels: np.ndarray | None, gate_db: float | None) -> np.ndarray:
-    """(W, C) probabilities with windows quieter than ``gate_db`` below the loudest window
-    (``levels``: (W,) dB) set to 0."""
-    if levels is None or gate_db is None or len(levels) == 0:
+FLOOR_PERCENTILE = 15.0  # the noise floor: the level this share (%) of windows stay under
+FLOOR_MIN_WINDOWS = 8  # fewer windows: no floor to speak of
+FLOOR_MIN_RANGE_DB = 6.0  # the loudest window this far over the floor, or the file is one sound
+
+
+def background(levels: np.ndarray, gate_db: float | None, floor_db: float | None) -> np.ndarray:
+    """(W,) bool: the windows that the level gates count as background (module docstring)."""
+    quiet = np.zeros(len(levels), dtype=bool)
+    if len(levels) == 0:
+        return quiet
+    if gate_db is not None:
+        quiet |= levels < levels.max() - gate_db
+    if floor_db is not None and len(levels) >= FLOOR_MIN_WINDOWS:
+        floor = np.percentile(levels, FLOOR_PERCENTILE)
+        if levels.max() - floor >= FLOOR_MIN_RANGE_DB:
+            quiet |= levels < floor + floor_db
+    return quiet
+
+
+def gate(probs: np.ndarray, levels: np.ndarray | None, gate_db: float | None,
+         floor_db: float | None = None) -> np.ndarray:
+    """(W, C) probabilities with the background windows (:func:`background` of ``levels``,
+    (W,) dB) set to 0."""
+    if levels is None:
         return probs
-    quiet = levels < levels.max() - gate_db
-    return np.where(quiet[:, None], 0.0, probs)
+    return np.where(background(levels, gate_db, floor_db)[:, None], 0.0, probs)
 
 
 def _runs(active: np.ndarray) -> list[tuple[int, int]]:
@@ -146,7 +173,8 @@ def detect(probs: np.ndarray, starts: np.ndarray, window: float, duration: float
     """
     if len(starts) == 0:
         return []
-    edges, curve = frame_probs(gate(probs, levels, params.gate_db), starts, window, duration)
+    edges, curve = frame_probs(gate(probs, levels, params.gate_db, params.floor_db), starts,
+                               window, duration)
     events = [e for c, label in enumerate(classes)
               for e in _segments(edges, curve[:, c], hysteresis(curve[:, c], params.on,
                                                                   params.off), label, params)]

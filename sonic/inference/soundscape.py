@@ -209,13 +209,17 @@ def sed_scores(reference: list[dict], estimated: list[dict], classes: list[str])
         est = [e for e in estimated if e["file"] == f]
         seg.evaluate(ref, est)
         ev.evaluate(ref, est)
+    def figure(x) -> float:  # sed_eval's 0/0 (nothing detected, or nothing to find) is NaN: 0
+        x = float(x)
+        return 0.0 if np.isnan(x) else round(x, 4)
+
     out = {}
     for name, metric in (("segment_1s", seg), ("event_onset_200ms", ev)):
         overall = metric.results_overall_metrics()
-        out[name] = {"f1": round(float(overall["f_measure"]["f_measure"]), 4),
-                     "precision": round(float(overall["f_measure"]["precision"]), 4),
-                     "recall": round(float(overall["f_measure"]["recall"]), 4),
-                     "error_rate": round(float(overall["error_rate"]["error_rate"]), 4)}
+        out[name] = {"f1": figure(overall["f_measure"]["f_measure"]),
+                     "precision": figure(overall["f_measure"]["precision"]),
+                     "recall": figure(overall["f_measure"]["recall"]),
+                     "error_rate": figure(overall["error_rate"]["error_rate"])}
     return out
 
 
