@@ -6,8 +6,8 @@ Environment:
                                  instead of the tiny models the ``trained`` fixture makes;
   SONIC_BROWSER_CLIP=<file>      upload this audio file (longer than one window) instead of
                                  the two synthetic tones;
-  SONIC_SCREENSHOTS=<folder>     also save the screenshots there, as explorer.png and
-                                 explorer-phone.png: with SONIC_BROWSER_MODELS=data/models and
+  SONIC_SCREENSHOTS=<folder>     also save the screenshots there, as explorer.png,
+                                 explorer-phone.png and explorer-events.png: with SONIC_BROWSER_MODELS=data/models and
                                  SONIC_SCREENSHOTS=plots/serve this writes the README's pictures
                                  from the current demo models (docs/serving.md);
   SONIC_SKIP_BROWSER=1           skip when Chromium is missing (otherwise that is a failure).
@@ -20,6 +20,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -77,12 +78,13 @@ def models(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture
 def server(models: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], str]:
-    """Start ``sonic serve`` (generator: a checkpoint or "none"); returns the page's URL.
+    """Start ``sonic serve`` (generator: a checkpoint or "none"; with ``token``, requests must
+    carry it); returns the page's URL.
 
     The server is terminated in a finalizer whatever the test does. One torch thread: the
     shared CPU is busy with the browser too, and spin-waiting threads only slow it down.
     """
-    def start(generator: str) -> str:
+    def start(generator: str, token: str = "") -> str:
         port = free_loopback_port()
         log = open(tmp_path / f"server-{port}.log", "w+")
         request.addfinalizer(log.close)
@@ -90,18 +92,23 @@ def server(models: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Call
             [sys.executable, "-m", "sonic", "serve", "--host", "127.0.0.1", "--port", str(port),
              "--models", str(models / "cnn.pt"), str(models / "resnet.pt"),
              "--generator", generator],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "SONIC_TOKEN": token})
         request.addfinalizer(lambda: stop(proc))
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
+        # importing torch alone took 40 s on the 2-core machine with two trainings running
+        deadline = time.monotonic() + 180
         while True:
             try:
                 get_json(f"{url}/api/models")
                 return url
+            except urllib.error.HTTPError as err:
+                assert err.code == 401 and token, err
+                return url  # up, and asking for the token
             except OSError:
                 log.seek(0)
                 assert proc.poll() is None, f"sonic serve exited:\n{log.read()}"
-                assert time.monotonic() < deadline, f"sonic serve silent for 60 s:\n{log.read()}"
+                assert time.monotonic() < deadline, f"sonic serve silent for 180 s:\n{log.read()}"
                 time.sleep(0.2)
     return start
 
@@ -114,6 +121,15 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         yield driver
     finally:
         driver.quit()
+
+
+def scripted_clip(path: Path, script: list[tuple[str | None, float]], sr: int = 8000) -> Path:
+    """Silence (None) and the tiny models' class tones one after the other, as 16-bit PCM."""
+    hz = {"low": 220.0, "mid": 880.0, "high": 2500.0}
+    parts = [np.zeros(int(s * sr)) if c is None else
+             0.3 * np.sin(2 * np.pi * hz[c] * np.arange(int(s * sr)) / sr) for c, s in script]
+    sf.write(path, np.concatenate(parts).astype(np.float32), sr, subtype="PCM_16")
+    return path
 
 
 def two_tone_clip(path: Path, classes: list[str], sr: int = 8000) -> Path:
@@ -263,3 +279,133 @@ def test_page_without_generator_and_bad_upload(server, browser, tmp_path: Path) 
     assert alert.get_attribute("role") == "alert"
     # The browser itself reports the 422 response; nothing else may go wrong.
     assert console_errors(browser, allowed=("status of 422",)) == []
+
+
+def test_events_timeline_inspects_the_chosen_moment(server, browser, tmp_path: Path) -> None:
+    """A long file: one lane per detected class; choosing an event, or a moment in a lane,
+    inspects the window at that time."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    clip = scripted_clip(tmp_path / "low-then-high.wav",
+                         [(None, 1.0), ("low", 1.5), (None, 1.0), ("high", 1.5), (None, 0.5)])
+    url = server("none")
+    expected = post_file(f"{url}/api/predict?events=true", clip)
+    assert {e["label"] for e in expected["events"]} == {"low", "high"}
+    browser.get(url)
+    wait_for(browser, lambda d: d.find_element(By.ID, "model-select").is_enabled(), "no models")
+    browser.find_element(By.ID, "file-input").send_keys(str(clip))
+    lanes = lambda d: d.find_elements(By.CSS_SELECTOR, "#lanes .lane")  # noqa: E731
+    wait_for(browser, lambda d: len(lanes(d)) == 2, "no event lanes")
+    assert [lane.get_attribute("data-label") for lane in lanes(browser)] == ["low", "high"]
+    wait_for(browser, lambda d: inspected_window(d) is not None, "nothing inspected")
+
+    def shows(t: float) -> Callable:
+        """The inspected window is the one whose middle is nearest to t seconds."""
+        mids = [(w["start_s"] + w["end_s"]) / 2 for w in expected["windows"]]
+        want = int(np.argmin([abs(m - t) for m in mids]))
+        return lambda d: inspected_window(d) == want
+
+    high = browser.find_element(By.CSS_SELECTOR, '#lanes .lane[data-label="high"] .event')
+    onset, offset = float(high.get_attribute("data-onset")), float(high.get_attribute("data-offset"))
+    assert abs(onset - 3.5) <= 0.5 and abs(offset - 5.0) <= 0.5  # within a window of the truth
+    high.click()
+    wait_for(browser, shows((onset + offset) / 2), "the high event was not inspected")
+    cursor = browser.find_element(By.CSS_SELECTOR, '#lanes .lane[data-label="low"] .cursor')
+    assert abs(float(cursor.get_attribute("data-time")) - (onset + offset) / 2) <= 0.25
+
+    track = browser.find_element(By.CSS_SELECTOR, '#lanes .lane[data-label="low"] .lane-track')
+    width = track.size["width"]
+    at = 0.1  # of the lane: 0.55 s, before the low event
+    ActionChains(browser).move_to_element_with_offset(track, int(width * (at - 0.5)), 0).click() \
+        .perform()
+    wait_for(browser, shows(at * expected["duration_s"]), "the clicked moment was not inspected")
+    shot = tmp_path / "explorer-events.png"
+    browser.find_element(By.ID, "prediction-panel").screenshot(str(shot))
+    keep_screenshots(shot)
+    assert console_errors(browser) == []
+
+
+def test_page_asks_for_the_token_and_keeps_it_for_the_tab(server, browser, tmp_path) -> None:
+    """A server with a token: the page says it needs one, a wrong one is refused, the right
+    one is kept in sessionStorage and sent with the requests (the upload is classified)."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server("none", token="s3cret-token"))
+    alert, form = browser.find_element(By.ID, "alert"), browser.find_element(By.ID, "token-form")
+    wait_for(browser, lambda d: form.is_displayed(), "no token form")
+    assert "needs an access token" in alert.text
+    assert not browser.find_element(By.ID, "model-select").is_enabled()
+
+    browser.find_element(By.ID, "token-input").send_keys("wrong")
+    browser.find_element(By.ID, "token-button").click()
+    wait_for(browser, lambda d: "refused this token" in alert.text, "a wrong token accepted")
+    browser.find_element(By.ID, "token-input").send_keys("s3cret-token")
+    browser.find_element(By.ID, "token-button").click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "model-select").is_enabled(), "no models")
+    assert not form.is_displayed() and not alert.is_displayed()
+    assert browser.execute_script("return sessionStorage.getItem('sonic-token')") == "s3cret-token"
+
+    clip = two_tone_clip(tmp_path / "two-tones.wav", ["low", "high"])
+    browser.find_element(By.ID, "file-input").send_keys(str(clip))
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#top3 li")) == 3,
+             "no top-3 with the token")
+    assert console_errors(browser, allowed=("status of 401",)) == []
+
+
+LIVE_SCRIPT = [(None, 2.0), ("low", 1.5), (None, 1.0), ("high", 1.5), (None, 1.0)]  # looped
+LIVE_HOP, LIVE_SLACK = 0.25, 0.3  # s: the server's default hop; the resampler's delay, chunks
+
+
+def live_onsets(log: list[dict]) -> list[float]:
+    """Stream seconds of every first loud sample after a quiet chunk, from the page's record."""
+    chunks = [e for e in log if e["kind"] == "chunk"]
+    return [(loud["end"] - loud["n"] + loud["loud"]) / loud["rate"]
+            for quiet, loud in zip(chunks, chunks[1:]) if quiet["loud"] < 0 <= loud["loud"]]
+
+
+def low_then_high(log: list[dict], window: float) -> tuple[float, float] | None:
+    """The onsets of a low tone and the high one 2.5 s later, once the page has shown what
+    came of the high one (the capture may start anywhere in the looped file)."""
+    onsets = live_onsets(log)
+    heard = max([e["heard_s"] for e in log if e["kind"] == "shown"], default=0.0)
+    for low, high in zip(onsets, onsets[1:]):
+        if abs(high - low - 2.5) < 0.1 and heard > high + window + LIVE_HOP + LIVE_SLACK:
+            return low, high
+    return None
+
+
+def test_live_microphone_shows_the_classes_as_they_sound(server, tmp_path: Path,
+                                                         monkeypatch) -> None:
+    """The fake microphone plays silence → low → silence → high: the rolling top-3 names low,
+    then high, each within a window (plus the hop and some slack) of its onset, and the event
+    lanes show both."""
+    from selenium.webdriver.common.by import By
+
+    wav = scripted_clip(tmp_path / "microphone.wav", LIVE_SCRIPT, sr=48000)
+    flags = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required")
+    url = server("none")
+    window = get_json(f"{url}/api/models")["window_s"]
+    driver = start_chromium(tmp_path / "profile", monkeypatch, extra_flags=flags)
+    record = lambda d: d.execute_script("return state.liveLog")  # noqa: E731
+    try:
+        driver.get(url)
+        wait_for(driver, lambda d: d.find_element(By.ID, "model-select").is_enabled(), "no models")
+        driver.find_element(By.ID, "live-button").click()
+        wait_for(driver, lambda d: low_then_high(record(d), window), "no low then high heard")
+        log = record(driver)
+        lanes = driver.execute_script(  # read at once: the lanes are redrawn every hop
+            "return [...document.querySelectorAll('#live-lanes .lane')].map((l) => l.dataset.label)")
+        assert "on screen" in driver.find_element(By.ID, "live-lag").text
+        driver.find_element(By.ID, "live-button").click()  # stop
+        wait_for(driver, lambda d: d.execute_script("return state.live === null"), "not stopped")
+        errors = console_errors(driver)
+    finally:
+        driver.quit()
+    shown = [(e["end_s"], e["label"]) for e in log if e["kind"] == "shown"]
+    for label, onset in zip(["low", "high"], low_then_high(log, window)):
+        first = min(end for end, name in shown if name == label and end >= onset)
+        assert first <= onset + window + LIVE_HOP + LIVE_SLACK, (label, onset, shown)
+    assert set(lanes) >= {"low", "high"}, lanes
+    assert errors == []

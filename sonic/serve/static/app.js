@@ -4,7 +4,14 @@
 // Flow for a file: play it at once (object URL) → POST /api/predict → show the top-3 and the
 // window timeline → POST /api/inspect for one window → waveform, log-mel and feature maps.
 // The prediction comes first because it is what the user waits for; inspect is slower (feature
-// maps of every layer) and only adds detail. Choosing a window re-requests only inspect.
+// maps of every layer) and only adds detail. Choosing a window re-requests only inspect. The
+// prediction asks for events too: one lane per detected class, a click inspects that moment.
+//
+// Listening: getUserMedia → an AudioWorklet (capture.js) → 16-bit PCM chunks → WebSocket
+// /api/live → every hop the server's top-3 and events of the last minute, shown as they come.
+//
+// A server started with a token answers 401: the page asks for it, keeps it in this tab's
+// sessionStorage and sends it as "Authorization: Bearer" (and as ?token= on the WebSocket).
 "use strict";
 
 // ------------------------------------------------------------------------------------ state
@@ -28,10 +35,29 @@ const state = {
   inspectAbort: null,
   genUrl: null,        // object URL of the generated WAV
   genFile: null,       // the generated WAV as a File, to classify it
+  live: null,          // the microphone, worklet and socket while listening (startLive)
+  // Listening's record, for its lag and for `python -m sonic.bench --live`: "chunk" entries
+  // (capture time, samples sent so far, first loud sample) and "shown" ones (label on screen).
+  liveLog: [],
 };
+
+const TOKEN_KEY = "sonic-token";  // sessionStorage: forgotten when the tab closes
+const LIVE_CHUNK_S = 0.02;        // seconds of audio per WebSocket message
+const LIVE_VIEW_S = 30;           // seconds of events shown while listening
+const LIVE_LOG_MAX = 20000;       // entries kept in state.liveLog
 
 // -------------------------------------------------------------------------------------- API
 class ApiError extends Error {}
+class TokenError extends ApiError {}  // 401: the server wants a token
+
+function savedToken() {
+  return sessionStorage.getItem(TOKEN_KEY) || "";
+}
+
+function authHeaders() {
+  const token = savedToken();
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
 
 /** The server's error text: {"detail": "..."} or FastAPI's list of validation errors. */
 function detailText(body, response) {
@@ -47,12 +73,17 @@ function detailText(body, response) {
 async function api(path, options = {}) {
   let response;
   try {
-    response = await fetch(path, options);
+    response = await fetch(path, { ...options, headers: { ...authHeaders(), ...options.headers } });
   } catch (err) {
     if (err.name === "AbortError") throw err;
     throw new ApiError(`cannot reach the server (${err.message})`);
   }
   const body = await response.json().catch(() => null);
+  if (response.status === 401) {
+    askForToken(savedToken() ? "The server refused this token: check it and enter it again."
+      : "This server needs an access token: enter it below.");
+    throw new TokenError(detailText(body, response));
+  }
   if (!response.ok) throw new ApiError(detailText(body, response));
   return body;
 }
@@ -84,8 +115,27 @@ function clearError() {
 
 /** Report a failed request unless it was aborted on purpose (a newer one replaced it). */
 function reportFailure(err, what) {
-  if (err.name === "AbortError") return;
+  if (err.name === "AbortError" || err instanceof TokenError) return;  // the token form says it
   showError(`${what}: ${err.message}`);
+}
+
+/** Show the token form with a message (the alert region says it to screen readers too). */
+function askForToken(message) {
+  showError(message);
+  $("token-form").hidden = false;
+  $("token-input").focus();
+}
+
+/** Keep the typed token for this tab and load the models again with it. */
+async function useToken(event) {
+  event.preventDefault();
+  const token = $("token-input").value.trim();
+  if (!token) return;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $("token-input").value = "";
+  $("token-form").hidden = true;
+  clearError();
+  await loadModels();
 }
 
 // ---------------------------------------------------------------------------------- drawing
@@ -140,7 +190,7 @@ function showModelInfo() {
 }
 
 // ------------------------------------------------------------------------------- prediction
-function renderTop3(top) {
+function renderTop3(top, list = $("top3")) {
   const items = top.slice(0, 3).map((entry) => {
     const bar = el("span", "bar");
     bar.setAttribute("aria-hidden", "true");  // the percentage says it in words
@@ -152,7 +202,7 @@ function renderTop3(top) {
     li.append(el("span", "label", entry.label), bar, prob);
     return li;
   });
-  $("top3").replaceChildren(...items);
+  list.replaceChildren(...items);
 }
 
 function renderPredictionInfo(result, ms) {
@@ -179,6 +229,76 @@ function renderTimeline(windows) {
   });
   $("timeline").replaceChildren(...buttons);
   $("timeline-box").hidden = windows.length < 2;
+}
+
+// ------------------------------------------------------------------------------ event lanes
+/**
+ * One lane per class in `events` (in order of first onset) over the time span [from, to] s: the
+ * class name, then its events placed on the span. With `pickable`, events are buttons.
+ */
+function renderLanes(container, events, from, to, pickable) {
+  const span = Math.max(to - from, 1e-6);
+  const pos = (t) => `${(100 * (Math.min(Math.max(t, from), to) - from)) / span}%`;
+  const labels = [...new Set(events.map((e) => e.label))];
+  const lanes = labels.map((label) => {
+    const track = el("div", "lane-track");
+    track.style.setProperty("--class-colour", classColour(label));
+    for (const e of events.filter((x) => x.label === label && x.offset_s > from)) {
+      const segment = el(pickable ? "button" : "span", "event");
+      if (pickable) segment.type = "button";
+      segment.style.left = pos(e.onset_s);
+      segment.style.width = `calc(${pos(e.offset_s)} - ${pos(e.onset_s)})`;
+      segment.dataset.onset = String(e.onset_s);
+      segment.dataset.offset = String(e.offset_s);
+      const words = `${label} from ${fmt(e.onset_s)} to ${fmt(e.offset_s)} s, confidence `
+        + `${percent(e.confidence)}`;
+      segment.title = words;
+      segment.setAttribute("aria-label", words);
+      track.append(segment);
+    }
+    const lane = el("div", "lane");
+    lane.dataset.label = label;
+    lane.dataset.from = String(from);
+    lane.dataset.to = String(to);
+    lane.append(el("span", "lane-name", label), track);
+    return lane;
+  });
+  const axis = el("div", "axis");
+  axis.append(el("span", "", `${fmt(from, 1)} s`), el("span", "", `${fmt(to, 1)} s`));
+  container.replaceChildren(...lanes, ...(lanes.length ? [axis] : []));
+}
+
+/** The time (s) a click in a lane points at: an event's middle, or the clicked moment. */
+function laneTime(e) {
+  const segment = e.target.closest(".event");
+  if (segment) return (Number(segment.dataset.onset) + Number(segment.dataset.offset)) / 2;
+  const track = e.target.closest(".lane-track");
+  if (!track) return null;
+  const lane = track.parentElement;
+  const from = Number(lane.dataset.from);
+  const share = (e.clientX - track.getBoundingClientRect().left) / track.clientWidth;
+  return from + Math.min(Math.max(share, 0), 1) * (Number(lane.dataset.to) - from);
+}
+
+/** The window whose middle is nearest to `t` seconds. */
+function windowAt(t) {
+  let best = 0;
+  const gap = (w) => Math.abs((w.start_s + w.end_s) / 2 - t);
+  state.prediction.windows.forEach((w, i) => { if (gap(w) < gap(state.prediction.windows[best])) best = i; });
+  return best;
+}
+
+/** Shade the inspected window in every file lane. */
+function markLanes(win) {
+  for (const lane of $("lanes").querySelectorAll(".lane")) {
+    const track = lane.querySelector(".lane-track");
+    const from = Number(lane.dataset.from);
+    const span = Number(lane.dataset.to) - from;
+    let cursor = track.querySelector(".cursor");
+    if (!cursor) cursor = track.appendChild(el("span", "cursor"));
+    cursor.style.left = `${(100 * ((win.start_s + win.end_s) / 2 - from)) / span}%`;
+    cursor.dataset.time = String((win.start_s + win.end_s) / 2);
+  }
 }
 
 function markWindow(index) {
@@ -256,6 +376,7 @@ function renderInspect(result) {
   renderMel(result);
   renderLayers(result);
   markWindow(result.window.index);
+  markLanes(result.window);
 }
 
 /** Request the waveform, log-mel and feature maps of one window of the current file. */
@@ -296,6 +417,8 @@ function resetResults() {
   $("top3").replaceChildren();
   $("timeline").replaceChildren();
   $("timeline-box").hidden = true;
+  $("lanes").replaceChildren();
+  $("events-box").hidden = true;
   $("feature-maps").replaceChildren();
   $("wave-info").textContent = "";
 }
@@ -313,12 +436,14 @@ async function analyse() {
   setStatus(`Classifying ${file.name}…`);
   const started = performance.now();
   try {
-    const result = await postFile("/api/predict", { model: $("model-select").value, top_k: 3 },
-      abort.signal);
+    const result = await postFile("/api/predict",
+      { model: $("model-select").value, top_k: 3, events: true }, abort.signal);
     state.prediction = result;
     renderTop3(result.top);
     renderPredictionInfo(result, performance.now() - started);
     renderTimeline(result.windows);
+    renderLanes($("lanes"), result.events, 0, result.duration_s, true);
+    $("events-box").hidden = result.windows.length < 2 || !result.events.length;
     await inspectWindow(bestWindow(result));
   } catch (err) {
     if (err.name === "AbortError") return;  // a newer file or model replaced this request
@@ -397,6 +522,132 @@ async function generate() {
   }
 }
 
+// ------------------------------------------------------------------------------- listening
+function liveUrl() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const token = savedToken();
+  return `${scheme}://${location.host}/api/live${token ? `?token=${encodeURIComponent(token)}` : ""}`;
+}
+
+function logLive(entry) {
+  state.liveLog.push({ t: performance.now(), ...entry });
+  if (state.liveLog.length > LIVE_LOG_MAX) state.liveLog.splice(0, state.liveLog.length - LIVE_LOG_MAX);
+}
+
+/** When the chunk holding input second `heard` was captured (performance.now() ms). */
+function capturedAt(heard, rate) {
+  const sample = Math.round(heard * rate);
+  for (let i = state.liveLog.length - 1; i >= 0; i--) {
+    const entry = state.liveLog[i];
+    if (entry.kind === "chunk" && entry.end - entry.n < sample) return entry.t;
+  }
+  return null;
+}
+
+/** One answer of /api/live: the rolling top-3, the events lanes, and how far behind it is. */
+function renderLive(result) {
+  const live = state.live;
+  renderTop3(result.top, $("live-top3"));
+  const to = Math.max(result.end_s, LIVE_VIEW_S);
+  renderLanes($("live-lanes"), result.events, to - LIVE_VIEW_S, to, false);
+  requestAnimationFrame(() => {  // on screen: the next frame after the DOM changed
+    const shown = performance.now();
+    logLive({ kind: "shown", label: result.label, heard_s: result.heard_s, end_s: result.end_s });
+    const captured = capturedAt(result.heard_s, live.rate);
+    if (captured !== null) {
+      $("live-lag").textContent = `${result.label} · window ending at ${fmt(result.end_s, 1)} s · `
+        + `on screen ${Math.round(shown - captured)} ms after the audio was captured`;
+    }
+  });
+}
+
+function onLiveMessage(event) {
+  const message = JSON.parse(event.data);
+  if (message.type === "ready") {
+    state.live.ready = true;
+    $("live-info").textContent = `Listening with ${message.model}: a ${fmt(message.window_s)} s `
+      + `window every ${fmt(message.hop_s)} s, events of the last ${Math.round(message.history_s)} s.`;
+  } else if (message.type === "result") {
+    renderLive(message);
+  } else if (message.type === "error") {
+    showError(`Listening stopped: ${message.detail}`);
+  }
+}
+
+function onLiveClose(event) {
+  if (!state.live) return;
+  if (!state.live.ready && event.code !== 1000) {
+    showError("The server refused to listen (a foreign page, or a token it does not know: "
+      + "reload the page and enter the token).");
+  }
+  stopLive();
+}
+
+async function openMicrophone() {
+  const stream = await navigator.mediaDevices.getUserMedia({
+    audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false,
+      autoGainControl: false },
+  });
+  const context = new AudioContext();
+  await context.audioWorklet.addModule("/static/capture.js");
+  const source = context.createMediaStreamSource(stream);
+  const node = new AudioWorkletNode(context, "pcm-capture",
+    { processorOptions: { chunk: Math.round(context.sampleRate * LIVE_CHUNK_S) } });
+  const mute = context.createGain();  // pulls the worklet through the graph, silently
+  mute.gain.value = 0;
+  source.connect(node).connect(mute).connect(context.destination);
+  return { stream, context, node };
+}
+
+async function startLive() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    showError("This browser offers no microphone to this page: open it at http://127.0.0.1 "
+      + "or http://localhost on the server's machine, or over HTTPS.");
+    return;
+  }
+  clearError();
+  let mic;
+  try {
+    mic = await openMicrophone();
+  } catch (err) {
+    showError(`No microphone: ${err.message}`);
+    return;
+  }
+  const live = { ...mic, rate: mic.context.sampleRate, ready: false, sent: 0,
+    socket: new WebSocket(liveUrl()) };
+  state.live = live;
+  state.liveLog = [];
+  live.socket.binaryType = "arraybuffer";
+  live.socket.addEventListener("open", () => live.socket.send(JSON.stringify(
+    { sample_rate: live.rate, model: $("model-select").value })));
+  live.socket.addEventListener("message", onLiveMessage);
+  live.socket.addEventListener("close", onLiveClose);
+  live.node.port.onmessage = (e) => {
+    if (!live.ready || live.socket.readyState !== WebSocket.OPEN) return;
+    const n = e.data.pcm.byteLength / 2;
+    live.socket.send(e.data.pcm);
+    live.sent += n;
+    logLive({ kind: "chunk", end: live.sent, n, peak: e.data.peak, loud: e.data.loud,
+      rate: live.rate });
+  };
+  $("live-button").textContent = "Stop listening";
+  $("live-button").setAttribute("aria-pressed", "true");
+  setStatus("Listening…");
+}
+
+function stopLive() {
+  const live = state.live;
+  if (!live) return;
+  state.live = null;
+  live.node.port.onmessage = null;
+  if (live.socket.readyState <= WebSocket.OPEN) live.socket.close(1000);
+  live.stream.getTracks().forEach((track) => track.stop());
+  live.context.close();
+  $("live-button").textContent = "Start listening";
+  $("live-button").setAttribute("aria-pressed", "false");
+  setStatus("Stopped listening.");
+}
+
 // ---------------------------------------------------------------------------------- events
 function bindDropZone() {
   const zone = $("drop-zone");
@@ -438,17 +689,21 @@ function bindEvents() {
     playFile(state.genFile);
     analyse();
   });
+  $("lanes").addEventListener("click", (e) => {
+    const t = laneTime(e);
+    if (t !== null && state.prediction) inspectWindow(windowAt(t));
+  });
+  $("live-button").addEventListener("click", () => (state.live ? stopLive() : startLive()));
+  $("token-form").addEventListener("submit", useToken);
   bindDropZone();
   bindTimeline();
 }
 
-async function init() {
-  bindEvents();
-  drawColourBar();
+async function loadModels() {
   try {
     state.info = await api("/api/models");
   } catch (err) {
-    showError(`Loading the models failed: ${err.message}`);
+    if (!(err instanceof TokenError)) showError(`Loading the models failed: ${err.message}`);
     return;
   }
   renderModels(state.info);
@@ -456,6 +711,12 @@ async function init() {
   const f = state.info.features;
   setStatus(`Ready: ${state.info.classes.length} classes, ${f.sample_rate} Hz, `
     + `${fmt(state.info.window_s)} s windows. Choose a file.`);
+}
+
+async function init() {
+  bindEvents();
+  drawColourBar();
+  await loadModels();
 }
 
 init();
