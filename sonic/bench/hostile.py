@@ -4,9 +4,10 @@ The requests of issue 25 — a FLAC of an hour of tone, a WAV declaring 1 Hz, a 
 a truncated WAV without its suffix, 33 channels, ``hop=0.00001``, an inspect answer of
 ``window=600&channels=64``, ``seed=2**70``, a foreign ``Origin`` and an unknown ``Host`` — are
 sent ``--requests`` times, ``--concurrency`` at a time, to a real server on a free loopback port
-while one normal client keeps posting a good clip. Reported: the status and slowest answer of
-each kind, the normal client's successes and failures, and the server's peak resident memory
-(``VmHWM``). The same requests serve ``tests/test_hostile_serve.py``.
+while one normal client keeps posting a good clip. Reported: the status and time of each answer
+by kind (and of all: slowest, median), the normal client's successes, failures and slowest
+answer, the server's peak resident memory (``VmHWM``), the CPU model and the date. The same
+requests serve ``tests/test_hostile_serve.py``.
 """
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ import numpy as np
 import soundfile as sf
 
 from sonic.bench.inference import free_loopback_port
+from sonic.docs.provenance import cpu_model
 from sonic.bench.inference import start_server as serve_checkpoints
+from sonic.inference.predictor import PIPELINE_MODELS
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,8 @@ def write_inputs(folder: Path, long_seconds: float) -> dict[str, Path]:
     tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     sf.write(folder / "good.wav", tone, 8000, subtype="PCM_16")
     with sf.SoundFile(folder / "long.flac", "w", 8000, 1, "PCM_16") as f:
-        for _ in range(int(long_seconds)):  # constant tone: FLAC packs an hour into ~90 kB
-            f.write(tone)
+        for _ in range(int(long_seconds)):  # a constant value: FLAC packs an hour into 89 kB
+            f.write(np.full(8000, 0.25, np.float32))  # (a 440 Hz tone: 15 MB)
     sf.write(folder / "one_hz.wav", tone[:2000], 8000, subtype="PCM_16")
     data = bytearray((folder / "one_hz.wav").read_bytes())
     data[24:32] = (1).to_bytes(4, "little") + (2).to_bytes(4, "little")  # rate 1 Hz, 2 B/s
@@ -107,10 +110,12 @@ def send(base: str, request: Hostile, timeout: float = 60.0) -> tuple[int, str, 
 
 
 def start_server(models: Path, port: int, *extra: str, preexec_fn=None,
-                 env: dict | None = None) -> subprocess.Popen:
-    """``sonic serve`` with ``models``' cnn.pt on 127.0.0.1:``port``, once it answers, one
-    thread; ``preexec_fn`` runs in the child before it starts (e.g. a memory limit)."""
-    return serve_checkpoints([models / "cnn.pt"], port, *extra, preexec_fn=preexec_fn,
+                 env: dict | None = None, names: tuple[str, ...] = ("cnn",)) -> subprocess.Popen:
+    """``sonic serve`` with ``models``' ``<name>.pt`` for each of ``names`` on
+    127.0.0.1:``port``, once it answers, one thread; ``preexec_fn`` runs in the child before it
+    starts (e.g. a memory limit)."""
+    return serve_checkpoints([models / f"{name}.pt" for name in names], port, *extra,
+                             preexec_fn=preexec_fn,
                              env={"OMP_NUM_THREADS": "1", **(env or {})})
 
 
@@ -121,22 +126,26 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def run(models: Path, n_requests: int = 50, concurrency: int = 4,
-        long_seconds: float = 3600.0) -> dict:
-    """The adversarial load against a fresh server; the figures as a dict."""
+        long_seconds: float = 3600.0, names: tuple[str, ...] = PIPELINE_MODELS) -> dict:
+    """The adversarial load against a fresh server of ``names`` from ``models`` (by default
+    the pipeline's classifiers, served as their ensemble); the figures as a dict."""
     with tempfile.TemporaryDirectory() as tmp:
         files = write_inputs(Path(tmp), long_seconds)
         kinds = hostile_requests(files)
         port = free_loopback_port()
-        server = start_server(models, port)
+        server = start_server(models, port, names=names)
         base = f"http://127.0.0.1:{port}"
         try:
             idle = peak_rss_mib(server.pid)
+            good = Hostile("normal", "/api/predict", 200, files["good"])
+            # the first request pays for what the server builds lazily; it is reported apart
+            warm_status, _, warm_s = send(base, good)
             normal, stop = [], threading.Event()
 
             def client() -> None:
-                good = Hostile("normal", "/api/predict", 200, files["good"])
                 while not stop.is_set():
-                    normal.append(send(base, good)[0])
+                    status, _, seconds = send(base, good)
+                    normal.append((status, seconds))
 
             thread = threading.Thread(target=client)
             thread.start()
@@ -152,28 +161,36 @@ def run(models: Path, n_requests: int = 50, concurrency: int = 4,
     per_kind = {}
     for request, (status, _, seconds) in zip(jobs, answers):
         entry = per_kind.setdefault(request.name, {"expect": request.expect, "statuses": [],
-                                                   "slowest_s": 0.0})
+                                                   "seconds": []})
         entry["statuses"].append(status)
-        entry["slowest_s"] = round(max(entry["slowest_s"], seconds), 3)
-    return {"hostile_requests": n_requests, "concurrency": concurrency,
+        entry["seconds"].append(round(seconds, 3))
+    return {"cpu": cpu_model(), "date": time.strftime("%Y-%m-%d", time.gmtime()),
+            "models": [str(models / f"{name}.pt") for name in names],
+            "hostile_requests": n_requests, "concurrency": concurrency,
             "all_as_expected": all(s == r.expect for r, (s, _, _) in zip(jobs, answers)),
             "slowest_s": round(max(s for _, _, s in answers), 3),
-            "per_kind": per_kind, "normal_ok": normal.count(200),
-            "normal_failed": len(normal) - normal.count(200),
+            "median_s": round(float(np.median([s for _, _, s in answers])), 3),
+            "per_kind": per_kind, "normal_ok": sum(s == 200 for s, _ in normal),
+            "normal_failed": sum(s != 200 for s, _ in normal),
+            "normal_slowest_s": round(max((t for _, t in normal), default=0.0), 3),
+            "first_request": {"status": warm_status, "seconds": round(warm_s, 3)},
             "server_rss_idle_mib": round(idle, 1), "server_rss_peak_mib": round(peak, 1)}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=Path, default=Path("data/models"),
-                        help="folder with cnn.pt (default data/models)")
+                        help="folder of the pipeline's checkpoints (default data/models)")
+    parser.add_argument("--names", nargs="+", default=list(PIPELINE_MODELS),
+                        help="checkpoints <models>/<name>.pt to serve (default: "
+                             f"{' '.join(PIPELINE_MODELS)}, their ensemble)")
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--long-seconds", type=float, default=3600.0,
                         help="duration of the long FLAC (default one hour)")
     args = parser.parse_args(argv)
-    print(json.dumps(run(args.models, args.requests, args.concurrency, args.long_seconds),
-                     indent=2))
+    print(json.dumps(run(args.models, args.requests, args.concurrency, args.long_seconds,
+                         tuple(args.names)), indent=2))
 
 
 if __name__ == "__main__":
