@@ -103,18 +103,25 @@ def client(served) -> TestClient:
         yield c
 
 
-def test_websocket_streams_top3_and_events(client) -> None:
+def test_websocket_streams_the_latest_windows_until_stop(client) -> None:
+    """Audio sent far faster than real time: windows are skipped (never queued), and ``stop``
+    sends the window of the latest audio before the server closes."""
     with client.websocket_connect(LIVE) as ws:
         ws.send_text(json.dumps({"sample_rate": RATE, "hop": 0.25}))
         ready = ws.receive_json()
         assert ready["type"] == "ready" and ready["classes"] == ["high", "low", "mid"]
         for part in chunks(scripted(), seconds=0.1):
             ws.send_bytes(to_pcm16(part))
-        # 5.5 s of audio (less the resampler's delay) every 0.25 s from 0.5 s: 20 answers
-        results = [ws.receive_json() for _ in range(20)]
-    assert all(r["type"] == "result" for r in results)
-    assert results[-1]["heard_s"] == pytest.approx(5.5, abs=0.11)
-    assert {e["label"] for e in results[-1]["events"]} == {"low", "high"}
+        ws.send_text("stop")
+        results = []
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                results.append(ws.receive_json())
+    assert closed.value.code == 1000
+    assert results and all(r["type"] == "result" for r in results)
+    assert len(results) <= 20  # 5.5 s every 0.25 s from 0.5 s, at most
+    assert results[-1]["heard_s"] == pytest.approx(5.5)  # the latest audio, whatever was skipped
+    assert [r["end_s"] for r in results] == sorted(r["end_s"] for r in results)
 
 
 def test_websocket_refuses_bad_settings_and_oversized_chunks(client) -> None:

@@ -60,6 +60,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     inference.add_argument("--clients", type=int, default=4, help="concurrent clients")
     inference.add_argument("--seconds", type=float, default=120.0,
                            help="time bound of the concurrent load")
+    live = parser.add_argument_group(
+        "live (--live): from a sound's onset to its label on the explorer page's screen, with "
+        "Chromium's fake microphone (sonic/bench/live.py); the models of --models")
+    live.add_argument("--live", action="store_true", help="measure the live microphone path")
+    live.add_argument("--live-clips", type=Path, nargs="+",
+                      default=[REPO / "data/demo/test/clip_0002.wav",
+                               REPO / "data/demo/test/clip_0000.wav"],
+                      help="clips played in turn after silences (default: two demo test clips)")
+    live.add_argument("--live-onsets", type=int, default=6, help="onsets to measure")
     scale = parser.add_argument_group("scale (--scale): the train stage as data and processes grow")
     scale.add_argument("--scale", action="store_true",
                        help="peak RSS on 1x and 10x feature sets, 1 vs 2 processes, streaming vs "
@@ -303,6 +312,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                                            args.scale_epochs)}
         write_json(args.out, report)
         print(format_scale(report))
+        print(f"written {args.out}")
+        return
+    if args.live:
+        from sonic.bench.live import bench_live, format_live
+
+        report = {"machine": machine_info(params),
+                  "live": bench_live(args.models, args.live_clips, args.live_onsets)}
+        write_json(args.out, report)
+        print(format_live(report))
         print(f"written {args.out}")
         return
     if args.inference:

@@ -10,12 +10,15 @@ events of :func:`sonic.inference.events.detect` over the last ``history`` second
 results — the file path's hysteresis, minimum duration, merge gap and gate, run again on a
 bounded history every hop, so an open event grows and a finished one stays as it was.
 
-When scoring is slower than the hop (a busy CPU), windows in between are skipped, never queued:
-the answer is always about the latest audio. Memory: one window of samples and ``history / hop``
+:meth:`push` and :meth:`step` may run in two threads (the server pushes while a window is
+scored): ``step`` takes a consistent snapshot of the buffer under a lock. When scoring is slower
+than the hop (a busy CPU), windows in between are skipped, never queued: the answer is always
+about the latest audio. Memory: one window of samples and ``history / hop``
 window results.
 """
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import dataclass
 
@@ -97,15 +100,17 @@ class LiveStream:
         self._next = self.size  # `produced` at which the next window is scored
         keep = int(np.ceil(params.history / params.hop)) + 1
         self._starts, self._probs, self._levels = (deque(maxlen=keep) for _ in range(3))
+        self._lock = threading.Lock()  # push vs step's snapshot
         self._labels = Prediction("live", self.model, predictor.classes,
                                   unknown_threshold=unknown_threshold)
 
     def push(self, samples: np.ndarray) -> None:
         """Append mono float samples at the input rate; only the last window is kept."""
         out = self._resampler.resample_chunk(np.ascontiguousarray(samples, np.float32))
-        self.received += len(samples)
-        self.produced += len(out)
-        self._buffer = np.concatenate([self._buffer, out])[-self.size:]
+        with self._lock:
+            self.received += len(samples)
+            self.produced += len(out)
+            self._buffer = np.concatenate([self._buffer, out])[-self.size:]
 
     def due(self) -> bool:
         """A full window is there and ``hop`` new seconds arrived since the last one scored."""
@@ -119,10 +124,11 @@ class LiveStream:
         moment it captured them, to show its lag); ``top``: the rolling top-k; ``events``: the
         events found in the last ``history`` seconds.
         """
-        end = self.produced
-        while self._next <= end:  # on the hop grid; windows missed while busy are skipped
-            self._next += self.hop
-        wave = fix_length(self._buffer, self.size).astype(np.float32)
+        with self._lock:
+            end, received, buffer = self.produced, self.received, self._buffer
+            while self._next <= end:  # on the hop grid; windows missed while busy are skipped
+                self._next += self.hop
+        wave = fix_length(buffer, self.size).astype(np.float32)
         with torch.no_grad():
             mel = self._logmel(torch.from_numpy(wave[None])).numpy()
         if not np.isfinite(mel).all():
@@ -137,7 +143,7 @@ class LiveStream:
                         end / self.rate, self.predictor.classes, self.events,
                         np.array(self._levels))
         return {"type": "result", "end_s": round(end / self.rate, 3),
-                "heard_s": round(self.received / self.in_rate, 3), "level_db": round(level, 1),
+                "heard_s": round(received / self.in_rate, 3), "level_db": round(level, 1),
                 **self._labels.labelled(probs, self.params.top_k),
                 "events": [e.to_dict() for e in events]}
 

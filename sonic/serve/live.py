@@ -9,14 +9,20 @@ The protocol, one connection per listener:
 3. the page sends binary messages of mono 16-bit little-endian PCM at that rate, each at most
    :data:`~sonic.inference.live.MAX_CHUNK_BYTES`;
 4. every ``hop`` seconds of audio the server sends ``{"type": "result", ...}``
-   (:meth:`LiveStream.step`): the rolling top-3 and the events of the last minute.
+   (:meth:`LiveStream.step`): the rolling top-3 and the events of the last minute;
+5. the text message ``stop`` ends the stream: the window being scored is sent, then one of the
+   latest audio, and the server closes (1000).
 
 The guard (:mod:`sonic.serve.guard`) has refused a foreign ``Origin``, an unknown ``Host`` and a
 missing token before this runs. At most :data:`MAX_LISTENERS` streams at once (1013 "try again
-later" beyond); scoring runs on the thread pool, through the server's one :class:`Predictor`.
+later" beyond); scoring runs on the thread pool, through the server's one :class:`Predictor`,
+while this loop goes on receiving: one window is scored at a time, always the latest, so a slow
+CPU skips windows instead of falling behind the microphone.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -85,19 +91,45 @@ async def serve_live(ws: WebSocket, predictor: Predictor, listeners: Listeners,
         if stream is None:
             return
         await ws.send_json(stream.describe())
-        while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            if message.get("bytes") is None:
-                return await _refuse(ws, "after the settings, send binary 16-bit PCM messages")
-            try:
-                stream.push(pcm16(message["bytes"]))
-                if stream.due():
-                    await ws.send_json(await run_in_threadpool(stream.step))
-            except LiveError as err:
-                return await _refuse(ws, str(err), code=1009 if "limit" in str(err) else 1008)
+        await _listen(ws, stream)
     except WebSocketDisconnect:
         return
     finally:
         listeners.open -= 1
+
+
+async def _listen(ws: WebSocket, stream: LiveStream) -> None:
+    """Push every PCM message; score the latest window whenever one is due and none is being
+    scored (the scoring task sends its own answer)."""
+    async def score() -> None:
+        await ws.send_json(await run_in_threadpool(stream.step))
+
+    scoring: asyncio.Task | None = None
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("text") == "stop":
+                if scoring is not None:
+                    await scoring
+                if stream.produced >= stream.size:
+                    await ws.send_json(await run_in_threadpool(stream.step))
+                return await ws.close(1000)
+            if message.get("bytes") is None:
+                return await _refuse(ws, "after the settings, send binary 16-bit PCM messages "
+                                         "(or the text stop)")
+            try:
+                stream.push(pcm16(message["bytes"]))
+                if scoring is not None and scoring.done():
+                    scoring, done = None, scoring
+                    done.result()  # a failed window ends the stream with its reason
+                if scoring is None and stream.due():
+                    scoring = asyncio.create_task(score())
+            except LiveError as err:
+                return await _refuse(ws, str(err), code=1009 if "limit" in str(err) else 1008)
+    finally:
+        if scoring is not None:
+            scoring.cancel()
+            with contextlib.suppress(BaseException):
+                await scoring
