@@ -104,7 +104,7 @@ def collect(cv: Path, folds: Sequence[int], dev_fold: int | None, command: str) 
 
 def confusion_png(cv: Path, folds: Sequence[int], model: str, path: Path) -> None:
     """One confusion matrix over the held-out clips of every fold."""
-    from sonic.evaluation.plots import confusion_figure
+    from sonic.evaluation.confusion_plots import confusion_figure
 
     preds = pd.concat([fold_predictions(cv, k, model) for k in folds])
     classes = sorted(preds["actual"].unique())

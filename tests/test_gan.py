@@ -134,8 +134,38 @@ def test_fixed_grid_and_checkpoint_round_trip():
     assert state.G.training  # generate() restores the mode it found
 
 
+
+def test_the_gan_file_has_stable_bytes_no_pickle_and_samples_as_the_state(tmp_path):
+    """``save_generator`` twice on one state: equal md5s (DVC keeps the stages below cached
+    after a forced re-run); safetensors + JSON, so loading unpickles nothing; the rebuilt
+    generator samples as the state's standing-statistics sampler does."""
+    import hashlib
+
+    from safetensors import safe_open
+
+    from sonic.generation.state import load_gan_checkpoint, save_generator
+
+    cfg = CGANConfig(**{**TINY.__dict__, "standing_batches": 2})
+    state = make_state(cfg, n_classes=3, n_mels=16, n_frames=20, lo=LO, hi=HI)
+    train_step(state, torch.zeros(4, 1, 16, 20), torch.tensor([0, 1, 2, 0]), cfg)
+    for name in ("a.pt", "b.pt"):
+        save_generator(tmp_path / name, state, cfg, ["x", "y", "z"], -40.0, 12.5)
+    a, b = ((tmp_path / n).read_bytes() for n in ("a.pt", "b.pt"))
+    assert hashlib.md5(a).hexdigest() == hashlib.md5(b).hexdigest()
+    assert not a.startswith(b"PK")  # not a torch.save (zip + pickle) archive
+    with safe_open(tmp_path / "a.pt", "pt") as f:
+        assert any(k.startswith("G_sample/") for k in f.keys())
+    ckpt = load_gan_checkpoint(tmp_path / "a.pt")
+    assert ckpt["classes"] == ["x", "y", "z"] and (ckpt["mean"], ckpt["std"]) == (-40.0, 12.5)
+    assert "opt_g" not in ckpt  # optimisers live in the resume file only
+    z, y = fixed_grid(3, 2, cfg.z_dim, seed=1)
+    assert torch.equal(generate(load_generator(ckpt), z, y),
+                       generate(sampling_generator(state, cfg), z, y))
+    with pytest.raises(FileNotFoundError, match="dvc repro train_cgan"):
+        load_gan_checkpoint(tmp_path / "missing.pt")
+
 def test_pictures_are_written(tmp_path):
-    from sonic.generation.plots import save_grid, save_spectrogram
+    from sonic.generation.spectrogram_plots import save_grid, save_spectrogram
 
     specs = torch.rand(3 * 2, 1, 16, 20).numpy() * -80
     save_grid(specs, ("a", "b", "c"), per_class=2, path=tmp_path / "grid.png", title="epoch 1")

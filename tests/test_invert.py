@@ -5,8 +5,8 @@ import torch
 import torchaudio
 
 from sonic.config import FeatureConfig, InvertConfig
-from sonic.generation.invert import mel_db_to_wave, spectral_convergence, waveform_convergence
-from sonic.generation.inverter import (
+from sonic.generation.mel_to_wave import mel_db_to_wave, spectral_convergence, waveform_convergence
+from sonic.generation.inverter_net import (
     compare_methods,
     linear_targets,
     load_inverter,

@@ -9,7 +9,7 @@ import torch
 from sonic.config import (CASConfig, CGANConfig, CNNConfig, FeatureConfig, SynthesizeConfig,
                           TrainConfig)
 from sonic.generation.gan import Generator
-from sonic.generation.synthesize import (RealSets, Samples, headline, on_feature_scale,
+from sonic.generation.samples import (RealSets, Samples, headline, on_feature_scale,
                                          quality_report, sample_like)
 from sonic.models import build_model
 from sonic.training.checkpoint import Classifier

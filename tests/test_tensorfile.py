@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sonic.config import FeatureConfig, InvertConfig
-from sonic.generation.inverter import MelInverter, load_inverter, save_inverter
+from sonic.generation.inverter_net import MelInverter, load_inverter, save_inverter
 from sonic.tensorfile import load_payload, save_payload
 
 

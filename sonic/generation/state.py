@@ -3,8 +3,9 @@
 All mutable training state lives in :class:`GANState` (both networks, both optimizers, the
 generator's moving average, the noise RNG and the step counter), so a checkpoint is that
 dataclass's contents: :func:`checkpoint` and :func:`restore` write and read it,
-:func:`load_generator` rebuilds the network to sample from, and :func:`sampling_generator`
-gives that network its standing batch-norm statistics. The training itself is in
+:func:`save_generator` writes the trained GAN's file, :func:`load_generator` rebuilds the
+network to sample from, and :func:`sampling_generator` gives that network its standing
+batch-norm statistics. The training itself is in
 :mod:`sonic.generation.trainer`.
 """
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from sonic.config.cgan import CGANConfig
+from sonic.config.parse import parse_section
 from sonic.generation.gan import Discriminator, Generator
+from sonic.tensorfile import load_payload, save_payload
 
 
 @dataclass
@@ -151,12 +155,33 @@ def checkpoint(state: GANState, cfg: CGANConfig) -> dict:
     }
 
 
+def save_generator(path: str | Path, state: GANState, cfg: CGANConfig, classes: list[str],
+                   mean: float, std: float) -> None:
+    """The trained GAN as :mod:`sonic.tensorfile` writes it (safetensors + JSON, no pickle; the
+    same weights give the same bytes): the :func:`checkpoint` without the optimisers (the
+    resume file keeps those), ``G_sample`` (:func:`sampling_generator`), the class names and
+    the dB ``mean`` and ``std`` the generator's output is normalised with."""
+    ckpt = {k: v for k, v in checkpoint(state, cfg).items() if k not in ("opt_g", "opt_d")}
+    save_payload(path, ckpt | {"G_sample": sampling_generator(state, cfg).state_dict(),
+                               "classes": list(classes), "mean": float(mean),
+                               "std": float(std)})
+
+
+def load_gan_checkpoint(path: str | Path) -> dict:
+    """What :func:`save_generator` wrote (a ``torch.save`` file of older runs also reads)."""
+    try:
+        return load_payload(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no GAN checkpoint; run `dvc repro train_cgan`") from None
+
+
 def load_generator(ckpt: dict, device: torch.device | str = "cpu") -> Generator:
     """Rebuild the generator to sample from, in eval mode, from a :func:`checkpoint` dict:
     ``G_sample`` (:func:`sampling_generator`, which stage ``train_cgan`` adds to its final
     checkpoint) where present, else the moving average, else G."""
-    G = Generator(CGANConfig(**ckpt["cfg"]), ckpt["n_classes"], ckpt["n_mels"],
-                  ckpt["n_frames"], ckpt["lo"], ckpt["hi"])
+    cfg = parse_section(CGANConfig, ckpt["cfg"], "cgan")
+    G = Generator(cfg, ckpt["n_classes"], ckpt["n_mels"], ckpt["n_frames"], ckpt["lo"],
+                  ckpt["hi"])
     for key in ("G_sample", "G_ema", "G"):
         if ckpt.get(key) is not None:
             G.load_state_dict(ckpt[key])

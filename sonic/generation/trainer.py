@@ -12,14 +12,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
-from tqdm import tqdm
 
 from sonic.config.cgan import CGANConfig
 from sonic.generation.gan import diff_augment
 from sonic.generation.state import GANState, checkpoint, restore, update_ema
 from sonic.progress import progress
 from sonic.training.data import MelSet
-from sonic.training.resume import ResumeFile, epoch_seed
+from sonic.training.resume import ResumeFile, epoch_seed, resume_history
 
 
 # ------------------------------------------------------------------------------------- losses
@@ -203,14 +202,12 @@ def train_cgan(state: GANState, data: MelSet | torch.Tensor | np.ndarray,
                            drop_last=len(data) > cfg.batch_size)
     loader = DataLoader(data, sampler=sampler, batch_size=None,
                         pin_memory=state.device.type == "cuda")
-    history: list[dict] = []
-    saved = resume.load() if resume is not None else None
-    if saved is not None:
+    def restored(saved: dict) -> None:
         restore(state, saved)
-        history = saved["history"]
         if keep is not None:
             keep.update(saved["keep"])
-        tqdm.write(f"cgan: resuming after epoch {len(history)} from {resume.path}")
+
+    history = resume_history(resume, restored, "cgan")
     for record in history:
         if on_epoch is not None:
             on_epoch(record["epoch"], state, record | {"restored": True})

@@ -10,8 +10,8 @@ import soundfile as sf
 import torch
 
 from sonic.config import FeatureConfig
-from sonic.generation.invert import mel_db_to_wave
-from sonic.generation.state import generate, load_generator
+from sonic.generation.mel_to_wave import mel_db_to_wave
+from sonic.generation.state import generate, load_gan_checkpoint, load_generator
 
 
 class UnknownClassError(LookupError):
@@ -43,7 +43,7 @@ class SoundGenerator:
 
     def __init__(self, path: str | Path, features: FeatureConfig, griffin_lim_iters: int = 32,
                  device: torch.device | str = "cpu"):
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = load_gan_checkpoint(path)  # safetensors + JSON, or an older torch.save file
         self.G = load_generator(ckpt, device)
         if (self.G.n_mels, self.G.n_frames) != (features.n_mels, features.n_frames):
             raise ValueError(f"{path}: the generator makes {self.G.n_mels}×{self.G.n_frames} "

@@ -103,3 +103,9 @@ def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> Cla
     features = parse_section(FeatureConfig, payload["features"], "features")
     return Classifier(payload["model"], model.to(device).eval(), payload["classes"], features,
                       payload["norm"]["mean"], payload["norm"]["std"], payload["meta"])
+
+
+def load_classifiers(paths: list[Path], device: torch.device | str = "cpu"
+                     ) -> dict[str, Classifier]:
+    """Each checkpoint by its file name's stem (``cnn``, ``resnet``)."""
+    return {Path(p).stem: load_classifier(p, device) for p in paths}

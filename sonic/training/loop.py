@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, SequentialSampler
 from tqdm import tqdm
 
@@ -27,10 +28,8 @@ from sonic.config.train import TrainConfig
 from sonic.progress import progress
 from sonic.training.data import MelSet
 from sonic.training.distributed import Dist
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
 from sonic.training.regularize import bc_mix, mixed_cross_entropy, mixup, random_crop, spec_augment
-from sonic.training.resume import ResumeFile, epoch_seed
+from sonic.training.resume import ResumeFile, epoch_seed, resume_history
 
 
 def use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
@@ -156,6 +155,137 @@ class TrainResult:
     resumed_from: int = 0  # the last epoch a resume file held (0: trained from the start)
 
 
+@dataclass
+class Run:
+    """Everything one ``fit`` changes as it trains (and a resume file restores)."""
+
+    model: nn.Module
+    net: nn.Module  # ``model``, or its DDP wrapper
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    sampler: DistributedSampler
+    loader: DataLoader
+    stopper: EarlyStopping
+    ema: AveragedModel | None
+    bf16: bool
+    channels_last: bool
+    seen: int = 0  # training samples, all processes
+    train_time: float = 0.0  # seconds in training steps
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    @property
+    def kept(self) -> nn.Module:
+        """The weights evaluated and kept: the average where there is one."""
+        return self.model if self.ema is None else self.ema.module
+
+
+def start_run(model: nn.Module, train: MelSet, cfg: TrainConfig, device: torch.device,
+              job: Dist) -> Run:
+    """Model on the device (DDP-wrapped under torchrun), AdamW, the LR schedule over every
+    step, the sampler and loader of this process's share, early stopping and the average."""
+    bf16 = use_bf16(cfg, device)
+    channels_last = cfg.channels_last and channels_last_safe(model, device, bf16)
+    model.to(device).to(memory_format=torch.channels_last if channels_last
+                        else torch.contiguous_format)
+    net = model
+    if job.world > 1:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                      else None)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sampler = DistributedSampler(train, num_replicas=job.world, rank=job.rank, shuffle=True,
+                                 seed=cfg.seed)
+    loader = batches(train, sampler, cfg.batch_size // job.world, cfg.workers, device)
+    sched = make_scheduler(opt, cfg, cfg.epochs * len(loader))
+    return Run(model, net, opt, sched, sampler, loader, EarlyStopping(cfg.monitor, cfg.patience),
+               weight_average(model, cfg.ema), bf16, channels_last)
+
+
+def saved_state(run: Run, result: TrainResult) -> dict:
+    """What a resume file holds after an epoch."""
+    return {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
+            "scheduler": run.sched.state_dict(), "stopper": dataclasses.asdict(run.stopper),
+            "history": result.history, "best_epoch": result.best_epoch,
+            "best_state": result.best_state, "seen": run.seen, "train_time": run.train_time,
+            "ema": None if run.ema is None else run.ema.state_dict()}
+
+
+def restore(run: Run, result: TrainResult, saved: dict) -> None:
+    """Put a :func:`saved_state` back into ``run`` and ``result``."""
+    run.model.load_state_dict(saved["model"])
+    run.opt.load_state_dict(saved["optimizer"])
+    if run.ema is not None:
+        run.ema.load_state_dict(saved["ema"])
+    run.sched.load_state_dict(saved["scheduler"])
+    run.stopper = EarlyStopping(**saved["stopper"])
+    result.history, result.best_epoch = saved["history"], saved["best_epoch"]
+    result.best_state = saved["best_state"]
+    result.best = result.history[result.best_epoch - 1] if result.best_epoch else {}
+    run.seen, run.train_time = saved["seen"], saved["train_time"]
+    result.resumed_from = len(result.history)
+
+
+def train_step(run: Run, xb: torch.Tensor, yb: torch.Tensor, cfg: TrainConfig, train: MelSet,
+               gen: torch.Generator) -> torch.Tensor:
+    """One optimiser step on a batch (B, 1, n_mels, T), (B,) already on the device: crop,
+    SpecAugment, mixing, forward, loss, backward, clip, step, schedule, average. Returns the
+    loss (a scalar tensor)."""
+    xb = random_crop(xb, cfg.crop_frames, gen)
+    xb = spec_augment(xb, cfg.freq_masks, cfg.freq_mask_width, cfg.time_masks,
+                      cfg.time_mask_width, gen)
+    xb, yb, y_b, lam = mix_batch(xb, yb, cfg, train, gen)
+    xb = xb.contiguous(memory_format=run.memory_format)
+    with autocast(xb.device, run.bf16):
+        logits = run.net(xb)["logits"]
+    loss = mixed_cross_entropy(logits.float(), yb, y_b, lam, cfg.label_smoothing)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+    run.opt.step()
+    run.sched.step()
+    if run.ema is not None:
+        run.ema.update_parameters(run.model)
+    return loss
+
+
+def train_epoch(run: Run, train: MelSet, cfg: TrainConfig, epoch: int, device: torch.device,
+                job: Dist, desc: str) -> float:
+    """One pass over this process's share of ``train``; the mean training loss over every
+    process. Masks, mixing and dropout draw from seeds of ``(seed, epoch, rank)``."""
+    run.net.train()
+    run.sampler.set_epoch(epoch)
+    seed = epoch_seed(cfg.seed, epoch, job.rank)
+    gen = torch.Generator().manual_seed(seed)  # masks and MixUp
+    torch.manual_seed(seed + 1)  # dropout, on every device
+    total = count = 0.0
+    t0 = time.perf_counter()
+    bar = progress(run.loader, desc=f"{desc} {epoch}/{cfg.epochs}", unit="batch", lines=0,
+                   leave=False, disable=not job.main)  # lines=0: fit writes the epoch line
+    for xb, yb in bar:  # (B, 1, n_mels, T), (B,): this process's share of a global batch
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+        loss = train_step(run, xb, yb, cfg, train, gen)
+        total += loss.item() * len(yb)
+        count += len(yb)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    run.train_time += time.perf_counter() - t0
+    total, count = job.sum([total, count], device)
+    run.seen += int(count)
+    return total / count
+
+
+def keep_if_best(run: Run, result: TrainResult, metrics: dict[str, float], select: bool) -> None:
+    """Record the epoch; keep its weights when it is the best so far (without selection: the
+    last)."""
+    result.history.append(metrics)
+    if run.stopper.step(metrics) if select else True:
+        result.best_epoch, result.best = metrics["epoch"], metrics
+        result.best_state = {k: v.detach().cpu().clone()
+                             for k, v in run.kept.state_dict().items()}
+
+
 def fit(model: nn.Module, train: MelSet, val: MelSet, cfg: TrainConfig, device: torch.device, *,
         select: bool = True, on_epoch: Callable[[dict], None] | None = None,
         resume: ResumeFile | None = None, job: Dist = Dist(), desc: str = "train"
@@ -171,107 +301,32 @@ def fit(model: nn.Module, train: MelSet, val: MelSet, cfg: TrainConfig, device: 
     if select and len(val) == 0:
         raise ValueError("selecting the best epoch needs validation clips; with "
                          "split.select: last no epoch is selected")
-    bf16 = use_bf16(cfg, device)
-    channels_last = cfg.channels_last and channels_last_safe(model, device, bf16)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(device).to(memory_format=memory_format)
-    net = model
-    if job.world > 1:
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                      else None)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sampler = DistributedSampler(train, num_replicas=job.world, rank=job.rank, shuffle=True,
-                                 seed=cfg.seed)
-    loader = batches(train, sampler, cfg.batch_size // job.world, cfg.workers, device)
-    sched = make_scheduler(opt, cfg, cfg.epochs * len(loader))
-    stopper = EarlyStopping(cfg.monitor, cfg.patience)
-    ema = weight_average(model, cfg.ema)
-    kept = model if ema is None else ema.module  # the weights evaluated and kept
-    result, seen, train_time, first = TrainResult(bf16=bf16), 0, 0.0, 1
-
-    saved = resume.load() if resume is not None else None
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        if ema is not None:
-            ema.load_state_dict(saved["ema"])
-        sched.load_state_dict(saved["scheduler"])
-        stopper = EarlyStopping(**saved["stopper"])
-        result.history, result.best_epoch = saved["history"], saved["best_epoch"]
-        result.best_state = saved["best_state"]
-        result.best = result.history[result.best_epoch - 1] if result.best_epoch else {}
-        seen, train_time = saved["seen"], saved["train_time"]
-        first = result.resumed_from = len(result.history)
-        first += 1
-        if job.main:
-            tqdm.write(f"{desc}: resuming after epoch {first - 1} from {resume.path}")
-    for record in result.history:
-        if on_epoch is not None:
-            on_epoch(record)
-
-    for epoch in range(first, cfg.epochs + 1):
-        if select and stopper.should_stop:
+    on_epoch = on_epoch or (lambda record: None)
+    run = start_run(model, train, cfg, device, job)
+    result = TrainResult(bf16=run.bf16)
+    for record in resume_history(resume, lambda saved: restore(run, result, saved), desc,
+                                 announce=job.main):
+        on_epoch(record)
+    for epoch in range(len(result.history) + 1, cfg.epochs + 1):
+        if select and run.stopper.should_stop:
             break
-        net.train()
-        sampler.set_epoch(epoch)
-        seed = epoch_seed(cfg.seed, epoch, job.rank)
-        gen = torch.Generator().manual_seed(seed)  # masks and MixUp
-        torch.manual_seed(seed + 1)  # dropout, on every device
-        total = count = 0.0
-        t0 = time.perf_counter()
-        bar = progress(loader, desc=f"{desc} {epoch}/{cfg.epochs}", unit="batch", lines=0,
-                       leave=False, disable=not job.main)  # lines=0: the epoch line below
-        for xb, yb in bar:  # (B, 1, n_mels, T), (B,): this process's share of a global batch
-            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-            xb = random_crop(xb, cfg.crop_frames, gen)
-            xb = spec_augment(xb, cfg.freq_masks, cfg.freq_mask_width, cfg.time_masks,
-                              cfg.time_mask_width, gen)
-            xb, yb, y_b, lam = mix_batch(xb, yb, cfg, train, gen)
-            xb = xb.contiguous(memory_format=memory_format)
-            with autocast(device, bf16):
-                logits = net(xb)["logits"]
-            loss = mixed_cross_entropy(logits.float(), yb, y_b, lam, cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            total += loss.item() * len(yb)
-            count += len(yb)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        train_time += time.perf_counter() - t0
-        total, count = job.sum([total, count], device)
-        seen += int(count)
-
-        metrics = {"epoch": epoch, "train_loss": total / count}
+        metrics = {"epoch": epoch, "train_loss": train_epoch(run, train, cfg, epoch, device,
+                                                             job, desc)}
         if len(val):
-            metrics |= evaluate(kept, val, cfg.batch_size, device, bf16, channels_last,
-                                cfg.workers, job)
-        metrics["lr"] = opt.param_groups[0]["lr"]
-        result.history.append(metrics)
-        better = stopper.step(metrics) if select else True  # without selection: the last
-        if better:
-            result.best_epoch, result.best = epoch, metrics
-            result.best_state = {k: v.detach().cpu().clone() for k, v in kept.state_dict().items()}
-        if on_epoch is not None:
-            on_epoch(metrics)
+            metrics |= evaluate(run.kept, val, cfg.batch_size, device, run.bf16,
+                                run.channels_last, cfg.workers, job)
+        metrics["lr"] = run.opt.param_groups[0]["lr"]
+        keep_if_best(run, result, metrics, select)
+        on_epoch(metrics)
         if job.main:
             shown = " ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k not in ("epoch", "lr"))
             tqdm.write(f"{desc} epoch {epoch}: {shown}")
             if resume is not None:
-                resume.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                             "scheduler": sched.state_dict(),
-                             "stopper": dataclasses.asdict(stopper), "history": result.history,
-                             "best_epoch": result.best_epoch, "best_state": result.best_state,
-                             "seen": seen, "train_time": train_time,
-                             "ema": None if ema is None else ema.state_dict()})
+                resume.save(saved_state(run, result))
         job.barrier()  # no process runs ahead of the saved state
-        if select and stopper.should_stop and job.main:
+        if select and run.stopper.should_stop and job.main:
             tqdm.write(f"{desc}: early stop after epoch {epoch} (best epoch {result.best_epoch})")
-    result.samples_per_s = seen / max(train_time, 1e-9)
+    result.samples_per_s = run.seen / max(run.train_time, 1e-9)
     return result
 
 

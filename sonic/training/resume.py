@@ -18,10 +18,11 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from sonic.runtime import atomic_path
 
@@ -77,3 +78,18 @@ class ResumeFile:
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def resume_history(resume: ResumeFile | None, restore: Callable[[dict], None], desc: str,
+                   announce: bool = True) -> list[dict]:
+    """The one resume replay of every training loop (classifiers and GAN): a saved state that
+    matches this run is handed to ``restore`` (weights, optimisers, RNGs back in place) and its
+    per-epoch history returned, for the loop to pass to its epoch callback again before it goes
+    on after the last saved epoch; ``[]`` (train from the start) when there is none."""
+    saved = resume.load() if resume is not None else None
+    if saved is None:
+        return []
+    restore(saved)
+    if announce:
+        tqdm.write(f"{desc}: resuming after epoch {len(saved['history'])} from {resume.path}")
+    return saved["history"]

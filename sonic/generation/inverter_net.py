@@ -1,6 +1,6 @@
 """A small network that maps log-mel dB to linear STFT magnitudes (dB), trained on real clips.
 
-The least-squares inverse of the mel filterbank (:func:`sonic.generation.invert.mel_db_to_wave`
+The least-squares inverse of the mel filterbank (:func:`sonic.generation.mel_to_wave.mel_db_to_wave`
 with ``method="lstsq"``) spreads each band's energy evenly over its bins, so harmonics blur into
 flat bands and Griffin-Lim has to invent the missing detail. :class:`MelInverter` instead
 learns, from the training clips' own STFTs, what the linear spectrum under a mel frame looks
@@ -25,7 +25,7 @@ import torchaudio
 from sonic.config.features import FeatureConfig
 from sonic.config.invert import InvertConfig
 from sonic.features.mel import AMIN
-from sonic.generation.invert import (griffin_lim, mel_db_to_wave, stft_magnitude,
+from sonic.generation.mel_to_wave import (griffin_lim, mel_db_to_wave, stft_magnitude,
                                      waveform_convergence)
 from sonic.progress import progress
 from sonic.tensorfile import load_payload, save_payload

@@ -1,6 +1,6 @@
-"""``synthesize``: sample the trained generator per class, turn the spectrograms into WAVs, and
-score them as WaveGAN/SpecGAN and CAS do — each figure beside its real-data value, each with a
-bootstrap 95 % interval."""
+"""Generated samples for stage ``synthesize``: sample the trained generator per class, turn the
+spectrograms into WAVs, and score them as WaveGAN/SpecGAN and CAS do — each figure beside its
+real-data value, each with a bootstrap 95 % interval."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +14,7 @@ from sonic.config.synthesize import SynthesizeConfig
 from sonic.features.mel import prepare_waveform, waves_to_mels
 from sonic.generation.cas import train_and_test
 from sonic.generation.gan import Generator
-from sonic.generation.invert import mel_db_to_wave
+from sonic.generation.mel_to_wave import mel_db_to_wave
 from sonic.generation.quality import (bootstrap, bootstrap_runs, conditional_accuracy, copy_rate,
                                      frechet_interval, inception_score)
 from sonic.generation.state import fixed_grid, generate

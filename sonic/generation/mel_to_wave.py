@@ -1,5 +1,5 @@
 """Log-mel (dB) back to a waveform: linear magnitudes (least-squares inverse mel filterbank, or
-the trained :class:`~sonic.generation.inverter.MelInverter`), then (fast) Griffin-Lim.
+the trained :class:`~sonic.generation.inverter_net.MelInverter`), then (fast) Griffin-Lim.
 
 The dB the features use are relative to each clip's peak (``10 log10(S / max S)``), so absolute
 loudness is gone; the waveform is therefore peak-normalised rather than restored to a level.
@@ -59,7 +59,7 @@ def mel_db_to_wave(db: torch.Tensor, cfg: FeatureConfig, n_iter: int = 32, seed:
     device : where the least squares and Griffin-Lim run.
     momentum : Griffin-Lim momentum; 0.99 is the "fast Griffin-Lim" of Perraudin et al. (2013),
         which reaches in 32 iterations a spectral convergence plain Griffin-Lim needs ~100 for.
-    inverter : a :class:`~sonic.generation.inverter.MelInverter` (on ``device``) that gives the
+    inverter : a :class:`~sonic.generation.inverter_net.MelInverter` (on ``device``) that gives the
         linear magnitudes instead of the least-squares inverse filterbank.
 
     Returns
