@@ -15,11 +15,12 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from sonic.inference.events import (FLOOR_MIN_WINDOWS, EventParams, background, detect,
+from sonic.inference.events import (FLOOR_MIN_WINDOWS, Event, EventParams, background, detect,
                                     frame_probs, gate, hysteresis, prediction_events,
                                     top1_events)
 from sonic.inference.predictor import Predictor
-from sonic.inference.soundscape import SceneConfig, build, list_clips, read_reference, score
+from sonic.inference.soundscape import (SceneConfig, build, list_clips, read_reference, score,
+                                        timeline_png)
 from sonic.inference.windows import Windowing
 from sonic.serve.app import create_app, load
 
@@ -178,3 +179,16 @@ def test_soundscapes_are_built_with_references_and_scored(trained, tmp_path: Pat
     assert result["top1_baseline"]["segment_1s"]["recall"] > 0.8
     assert result["top1_baseline"]["segment_1s"]["precision"] < 0.7
     assert result["events"] == 10 and result["scenes"] == 2
+
+
+def test_the_timeline_picture_draws_reference_and_detected_lanes(tmp_path: Path) -> None:
+    reference = [{"file": "s.wav", "event_label": "low", "event_onset": 1.0, "event_offset": 2.5},
+                 {"file": "s.wav", "event_label": "high", "event_onset": 4.0, "event_offset": 5.0}]
+    events = [Event(1.1, 2.4, "low", 0.9), Event(6.0, 6.5, "mid", 0.4)]
+    out = tmp_path / "timeline.png"
+    timeline_png(reference, events, 8.0, out, "s.wav")
+    import matplotlib.image as mpimg
+
+    image = mpimg.imread(out)
+    assert image.shape[0] > 100 and image.shape[1] > 500  # three lanes: high, low, mid
+    assert (image[..., :3].std(axis=(0, 1)) > 0).all()  # something was drawn

@@ -280,6 +280,53 @@ def score(scene_dir: Path, predictor, params: EventParams = EventParams(), windo
     return result
 
 
+def timeline_png(reference: list[dict], events: list[Event], duration: float, path: Path,
+                 title: str = "") -> None:
+    """One lane per class: the reference events (grey, upper half) over the detected ones
+    (coloured, lower half, shaded by confidence) along the recording's time axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    classes = sorted({e["event_label"] for e in reference} | {e.label for e in events})
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(classes) + 1.2), dpi=110)
+    for row, label in enumerate(classes):
+        ref = [(e["event_onset"], e["event_offset"] - e["event_onset"]) for e in reference
+               if e["event_label"] == label]
+        ax.broken_barh(ref, (row + 0.05, 0.4), color="0.6")
+        for e in (e for e in events if e.label == label):
+            ax.broken_barh([(e.onset, e.offset - e.onset)], (row - 0.45, 0.4), color="C0",
+                           alpha=0.35 + 0.65 * e.confidence)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set_ylim(-0.6, len(classes) - 0.4)
+    ax.set_xlim(0, duration)
+    ax.set_xlabel("time (s) — grey: reference, blue: detected (darker: more confident)")
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot(scene: Path, predictor, params: EventParams = EventParams(), window=None,
+         hop=None, out: Path = Path("events_timeline.png")) -> list[Event]:
+    """Detect the events of one soundscape and draw them against its reference
+    (``reference.csv`` beside it); returns the events."""
+    reference = [e for e in read_reference(scene.parent / "reference.csv")
+                 if e["file"] == scene.name]
+    result = predictor.predict_file(scene, windowing=predictor.windowing(window, hop))
+    if not result.ok:
+        raise ValueError(f"{scene}: {result.error}")
+    events = detect(result.window_probs, result.starts, result.window, result.duration,
+                    result.classes, params, result.levels)
+    timeline_png(reference, events, result.duration, out,
+                 f"{scene.name}: {result.model}, window {result.window:g} s, hop "
+                 f"{predictor.windowing(window, hop).hop:g} s, on {params.on:g} / off "
+                 f"{params.off:g}")
+    return events
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
@@ -294,6 +341,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         predictor = Predictor.load(args.model, args.models_dir)
         params = EventParams(args.on, args.off, args.min_duration, args.merge_gap)
+        if args.command == "plot":
+            events = plot(args.scene, predictor, params, args.window, args.hop, args.out)
+            print(f"soundscape: {len(events)} events drawn → {args.out}", file=sys.stderr)
+            return
         result = score(args.scenes_dir, predictor, params, args.window, args.hop, args.tune)
     except (FileNotFoundError, ValueError) as err:
         print(f"soundscape: {err}", file=sys.stderr)
@@ -336,6 +387,13 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--merge-gap", type=float, default=d.merge_gap)
     c.add_argument("--tune", action="store_true", help="also search the event parameters")
     c.add_argument("--out", type=Path, help="also write the scores here (JSON)")
+    t = sub.add_parser("plot", help="draw one soundscape's detected events over its reference")
+    t.add_argument("scene", type=Path, help="a scene_NNN.wav with reference.csv beside it")
+    for action in c._actions:  # the same model and event options as score
+        if action.dest in ("model", "models_dir", "window", "hop", "on", "off", "min_duration",
+                           "merge_gap"):
+            t._add_action(action)
+    t.add_argument("--out", type=Path, default=Path("events_timeline.png"))
     return p
 
 
