@@ -325,10 +325,11 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
         "",
         "## The study on the development fold",
         "",
-        "Each row is a named DVC experiment on the development fold alone that changes one "
-        "thing from the five-fold recipe (its fold-1 row first); a row above the recipe's is a "
-        "change for its next five-fold run. One point is four of the fold's 400 clips. Wall "
-        "times depend on what else shared the cores: compare accuracy, not time.",
+        "Each row is a named DVC experiment on the development fold, in the order they ran: "
+        "a five-fold run's fold-1 row (its recipe), then the changes tried against it, one "
+        "thing at a time; the changes that paid went into the next recipe, whose fold-1 row "
+        "follows them. One point is four of the fold's 400 clips. Wall times depend on what "
+        "else shared the cores: compare accuracy, not time.",
         "",
         *study_table(study),
         "",
