@@ -99,9 +99,8 @@ def test_repro_builds_everything_then_has_nothing_to_do(repo, dvc, committer):
 
 def test_a_training_stage_killed_by_sigkill_resumes_to_the_same_result(repo, dvc):
     """`dvc repro -f -s train_cnn` is killed (SIGKILL, the whole process group) once epoch 1's
-    resume state exists; the next `dvc repro --no-run-cache` continues after epoch 1 and ends
-    with the committed baseline's checkpoint and DVCLive files. (A plain `dvc repro` would
-    restore the baseline's run from the run cache instead: same inputs, same outputs.)"""
+    resume state exists; the next `dvc repro` continues after epoch 1 and ends with the
+    committed baseline's checkpoint and DVCLive files."""
     resume = repo / "data/resume/cnn.pt"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "OMP_NUM_THREADS": "1"}
@@ -114,7 +113,7 @@ def test_a_training_stage_killed_by_sigkill_resumes_to_the_same_result(repo, dvc
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert resume.exists(), "the stage ended before its first resume state could be seen"
-    out = dvc(repo, "repro", "--no-run-cache", "train_cnn")
+    out = dvc(repo, "repro", "train_cnn")
     assert "resuming after epoch 1" in out
     assert not resume.exists()  # a finished stage deletes its resume state
     assert json.loads((repo / "metrics/train_cnn/run.json").read_text())[
