@@ -36,7 +36,6 @@ from sonic.inference.unknown import DEFAULT_KEEP, calibrate_threshold
 from sonic.inference.windows import load_windows
 from sonic.progress import progress
 from sonic.runtime import write_json
-from sonic.training.loop import autocast
 
 SCORES = ("msp", "energy")
 
@@ -52,19 +51,6 @@ class Scored:
     failed: list[str]
 
 
-def clip_logits(predictor: Predictor, mels: np.ndarray, model: str) -> torch.Tensor:
-    """(W, n_mels, T) dB → (W, C) logits of ``model``; the ensemble's are its members' mean."""
-    names = list(predictor.classifiers) if model == ENSEMBLE else [model]
-    out = []
-    with torch.inference_mode(), autocast(predictor.device, predictor.bf16):
-        for name in names:
-            clf = predictor.classifiers[name]
-            out.append(torch.cat([clf.model(clf.normalize(mels[i:i + predictor.batch_size])
-                                            .to(predictor.device))["logits"].float().cpu()
-                                  for i in range(0, len(mels), predictor.batch_size)]))
-    return torch.stack(out).mean(dim=0)
-
-
 def score_files(predictor: Predictor, paths: list[str], model: str | None = None,
                 desc: str = "score") -> Scored:
     """Max softmax and energy per clip (each the mean over the clip's windows)."""
@@ -76,9 +62,9 @@ def score_files(predictor: Predictor, paths: list[str], model: str | None = None
         if clip.error is not None:
             failed.append(f"{path}: {clip.error}")
             continue
-        logits = clip_logits(predictor, clip.mels, model)
-        probs = (predictor.window_probs(clip.mels, model) if model == ENSEMBLE
-                 else logits.softmax(-1).numpy())
+        members = predictor.member_logits(clip.mels, model)  # one forward pass per model
+        probs = torch.stack([m.softmax(-1) for m in members]).mean(dim=0).numpy()  # = window_probs
+        logits = torch.stack(members).mean(dim=0)  # the ensemble's energy: of the mean logits
         kept.append(str(path))
         msp.append(float(probs.max(axis=-1).mean()))
         energy.append(float(torch.logsumexp(logits, dim=-1).mean()))

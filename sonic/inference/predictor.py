@@ -209,13 +209,25 @@ class Predictor:
         return np.mean(probs, axis=0)
 
     def _probs(self, name: str, mels: np.ndarray) -> np.ndarray:
-        """(W, n_mels, T) dB → (W, C) softmax of one classifier, ``batch_size`` windows at a time,
-        in the memory format :meth:`__post_init__` chose for it."""
+        """(W, n_mels, T) dB → (W, C) softmax of one classifier."""
+        return self._logits(name, mels).softmax(-1).numpy()
+
+    def _logits(self, name: str, mels: np.ndarray) -> torch.Tensor:
+        """(W, n_mels, T) dB → (W, C) float logits of one classifier, ``batch_size`` windows at
+        a time, in the memory format :meth:`__post_init__` chose for it."""
         clf, fmt = self.classifiers[name], self._formats[name]
         out = [clf.model(clf.normalize(mels[i:i + self.batch_size]).to(self.device,
                                                                        memory_format=fmt))
-               ["logits"].float().softmax(-1).cpu() for i in range(0, len(mels), self.batch_size)]
-        return torch.cat(out).numpy()
+               ["logits"].float().cpu() for i in range(0, len(mels), self.batch_size)]
+        return torch.cat(out)
+
+    def member_logits(self, mels: np.ndarray, model: str | None = None) -> list[torch.Tensor]:
+        """(W, n_mels, T) dB → the (W, C) logits of each classifier ``model`` stands for (every
+        loaded one for the ensemble), one forward pass each."""
+        model = self.resolve(model)
+        names = list(self.classifiers) if model == ENSEMBLE else [model]
+        with self._lock, torch.inference_mode(), autocast(self.device, self.bf16):
+            return [self._logits(n, mels) for n in names]
 
     def feature_maps(self, model: str, db: np.ndarray, channels: int = 8) -> list[dict]:
         """Feature maps of one window (n_mels, T) dB in the classifier ``model`` (not the
