@@ -34,7 +34,8 @@ import soundfile as sf
 
 from sonic.audio.io import read_audio
 from sonic.features.mel import resample, to_mono, trim_bounds
-from sonic.inference.events import (Event, EventParams, detect, top1_events, write_atomic)
+from sonic.inference.events import (Event, EventParams, detect, prediction_events, top1_events,
+                                   write_atomic)
 
 REFERENCE_FIELDS = ["filename", "onset", "offset", "event_label", "snr_db", "source"]
 
@@ -318,8 +319,7 @@ def plot(scene: Path, predictor, params: EventParams = EventParams(), window=Non
     result = predictor.predict_file(scene, windowing=predictor.windowing(window, hop))
     if not result.ok:
         raise ValueError(f"{scene}: {result.error}")
-    events = detect(result.window_probs, result.starts, result.window, result.duration,
-                    result.classes, params, result.levels)
+    events = prediction_events(result, params)
     timeline_png(reference, events, result.duration, out,
                  f"{scene.name}: {result.model}, window {result.window:g} s, hop "
                  f"{predictor.windowing(window, hop).hop:g} s, on {params.on:g} / off "
