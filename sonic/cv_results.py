@@ -49,7 +49,7 @@ def model_compute(checkpoint: Path, n_frames: int) -> dict[str, float]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from sonic.training.checkpoint import crop_starts, load_classifier
+    from sonic.models.checkpoint import crop_starts, load_classifier
 
     clf = load_classifier(checkpoint)
     frames, count = clf.crops

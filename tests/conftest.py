@@ -244,10 +244,10 @@ def train_small_models(root: Path) -> SimpleNamespace:
 
     from sonic.audio.layouts import discover
     from sonic.features.extract import extract
-    from sonic.generation.state import checkpoint, make_state
+    from sonic.generation.state import make_state, save_generator
     from sonic.generation.trainer import train_cgan
     from sonic.models import build_model
-    from sonic.training.checkpoint import save_checkpoint
+    from sonic.models.checkpoint import save_checkpoint
     from sonic.training.data import MelSet
     from sonic.training.loop import fit, keep_best
 
@@ -274,8 +274,7 @@ def train_small_models(root: Path) -> SimpleNamespace:
     state = make_state(gan_cfg, len(classes), TRAINED_FEATURES.n_mels, TRAINED_FEATURES.n_frames,
                        lo, hi)
     train_cgan(state, (db[~val, None] - mean) / std, y[~val], gan_cfg)
-    torch.save(checkpoint(state, gan_cfg) | {"classes": classes, "mean": mean, "std": std},
-               models / "cgan.pt")
+    save_generator(models / "cgan.pt", state, gan_cfg, classes, mean, std)  # as train_cgan does
     return SimpleNamespace(root=root, data=data, models=models, features=TRAINED_FEATURES,
                            classes=classes, val_files=list(feats.index["source"][val]),
                            val_db=db[val], val_labels=y[val])

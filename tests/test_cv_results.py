@@ -12,7 +12,7 @@ import torch
 from sonic.config import FeatureConfig, ResNetConfig
 from sonic.cv_results import collect, main, mean_sd, page_from_files, study_row
 from sonic.models import build_model
-from sonic.training.checkpoint import save_checkpoint
+from sonic.models.checkpoint import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["a", "b", "c"]

@@ -17,7 +17,7 @@ from torch import nn
 from sonic.cli import main
 from sonic.config import FeatureConfig
 from sonic.inference.export import ExportableAdaptiveAvgPool2d, OnnxClassifier
-from sonic.training.checkpoint import Classifier, load_classifier
+from sonic.models.checkpoint import Classifier, load_classifier
 
 # Max abs difference allowed between ONNX Runtime's and PyTorch's logits (and probabilities).
 # Measured on the fixture's models (logits up to 1.6): 3.6e-7 (CNN) and 2.4e-7 (ResNet) on the

@@ -215,8 +215,8 @@ def _figures(text: str) -> dict:
 
 
 def _same_checkpoint(a: Path, b: Path) -> bool:
-    """What two checkpoints hold (classifiers: safetensors; the GAN's: a torch.save archive,
-    which differs in a random serialisation id)."""
+    """What two checkpoints hold, tensor by tensor (both safetensors with JSON metadata, so equal
+    contents also mean equal bytes; compared by content so that a difference names itself)."""
     x, y = (load_payload(p) for p in (a, b))
 
     def same(u, v) -> bool:

@@ -19,7 +19,7 @@ from sonic.config import DataConfig
 from sonic.features.extract import extract
 from sonic.inference.predictor import Predictor
 from sonic.inference.windows import Windowing, load_windows, window_starts
-from sonic.training.checkpoint import load_classifier
+from sonic.models.checkpoint import load_classifier
 
 REPO = Path(__file__).resolve().parents[1]
 HZ = {"low": 220.0, "mid": 880.0, "high": 2500.0}  # conftest's CLASS_HZ: the classes' tones

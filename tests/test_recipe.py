@@ -8,7 +8,7 @@ import torch
 
 from sonic.config import CNNConfig, FeatureConfig, ResNetConfig, TrainConfig
 from sonic.models import build_model
-from sonic.training.checkpoint import crop_starts, load_classifier, save_checkpoint
+from sonic.models.checkpoint import crop_starts, load_classifier, save_checkpoint
 from sonic.training.data import MelSet
 from sonic.training.loop import fit
 from sonic.training.regularize import (bc_coefficient, bc_mix, loudness_db, mixed_cross_entropy,

@@ -24,6 +24,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from sonic.bench.inference import free_loopback_port
+from sonic.inference.predictor import Predictor
 from sonic.serve.app import create_app, load
 
 LIMIT = 1_000_000  # bytes: the upload limit of the test app
@@ -90,6 +91,24 @@ def test_inspect_returns_input_and_feature_maps(client, trained, wav) -> None:
     assert max(np.max(m["data"]) for m in block1["maps"]) == 255  # one scale per layer
     resnet = upload(client, "/api/inspect", wav, model="resnet").json()
     assert [layer["name"] for layer in resnet["layers"]] == ["stem", "layer1", "layer2"]
+
+
+def test_inspect_is_the_predictors(client, trained, wav, tmp_path) -> None:
+    """One inference path: the route parses, calls Predictor.inspect and adds the file's name;
+    the window index is clamped to the last window, whose start and end lie in the file."""
+    path = tmp_path / "clip.wav"
+    path.write_bytes(wav)
+    predictor = Predictor.from_checkpoints([trained.models / "cnn.pt",
+                                            trained.models / "resnet.pt"])
+    assert predictor.default == "ensemble" and predictor.models == ["cnn", "resnet", "ensemble"]
+    windowing = predictor.windowing(0.2, 0.1)
+    direct = predictor.inspect(path, "resnet", window_index=99, channels=2, windowing=windowing)
+    got = upload(client, "/api/inspect", wav, name="clip.wav", model="resnet", window_index=99,
+                 channels=2, window=0.2, hop=0.1).json()
+    assert got == {"file": "clip.wav", **json.loads(json.dumps(direct))}
+    last = direct["n_windows"] - 1
+    assert last >= 1 and direct["window"]["index"] == last
+    assert 0 < direct["window"]["start_s"] < direct["window"]["end_s"] <= direct["duration_s"]
 
 
 def test_generate_gives_wavs_and_spectrograms_of_the_class(client, trained) -> None:

@@ -53,7 +53,7 @@ def test_the_root_package_init_holds_only_the_version() -> None:
 def test_the_walker_follows_lazy_relative_and_package_imports() -> None:
     runs = {p.relative_to(REPO).as_posix() for p in modules_run_by_stage("stages.submit")}
     assert {"stages/__init__.py", "sonic/evaluation/evaluate.py", "sonic/evaluation/metrics.py",
-            "sonic/training/checkpoint.py", "sonic/models/cnn.py", "sonic/config/parse.py",
+            "sonic/models/checkpoint.py", "sonic/models/cnn.py", "sonic/config/parse.py",
             "sonic/config/submit.py", "sonic/evaluation/__init__.py"} <= runs
 
 

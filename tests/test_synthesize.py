@@ -12,7 +12,7 @@ from sonic.generation.gan import Generator
 from sonic.generation.samples import (RealSets, Samples, headline, on_feature_scale,
                                          quality_report, sample_like)
 from sonic.models import build_model
-from sonic.training.checkpoint import Classifier
+from sonic.models.checkpoint import Classifier
 from sonic.training.data import MelSet
 from sonic.training.loop import fit
 

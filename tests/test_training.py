@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from sonic.config import CNNConfig, FeatureConfig, ResNetConfig, TrainConfig
 from sonic.models import build_model
-from sonic.training.checkpoint import Classifier, load_classifier, save_checkpoint
+from sonic.models.checkpoint import Classifier, load_classifier, save_checkpoint
 from sonic.training.data import MelSet
 from sonic.training.loop import EarlyStopping, fit
 from sonic.training.regularize import mask_along, mixed_cross_entropy, mixup, spec_augment

@@ -25,7 +25,7 @@ Each measured part runs in its own child process (``--part``), so its peak RSS i
 ``train.<model>``
     A full training step (forward, loss, backward, gradient clipping, AdamW step) at the
     model's default size on a fixed batch shaped like the features, fp32 contiguous against
-    the fast path of :mod:`sonic.training.loop` (bf16 autocast where ``use_bf16`` says so, plus
+    the fast path of :mod:`sonic.training.loop` (bf16 autocast where :func:`sonic.precision.use_bf16` says so, plus
     channels_last where ``channels_last_safe`` allows); samples/s from the median step time.
     Both start from the same weights. The honesty checks: logits of both paths on the batch
     (eval mode) and the loss after the same steps on the same batch.

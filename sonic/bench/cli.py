@@ -142,8 +142,7 @@ def resolve_data(args: argparse.Namespace, tmp: Path) -> tuple[Path, str, bool]:
 def machine_info(params: Params) -> dict[str, Any]:
     import torch
 
-    from sonic.config import TrainConfig
-    from sonic.training.loop import use_bf16
+    from sonic.precision import use_bf16
 
     cpu = platform.processor()
     with open("/proc/cpuinfo") as f:
@@ -154,7 +153,7 @@ def machine_info(params: Params) -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "cores_usable": len(os.sched_getaffinity(0)),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "device": device.type, "device_name": name,
-            "bf16_native": use_bf16(TrainConfig(precision="auto"), device),
+            "bf16_native": use_bf16("auto", device),
             "python": platform.python_version(), "platform": platform.platform(),
             "librosa": version("librosa"), "dvc": version("dvc"),
             "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}

@@ -93,7 +93,7 @@ def _naive_loop(models: Path, model: str, files: list[Path], predictor) -> float
     checkpoint API gives without the Predictor's precision, memory format and batching."""
     from sonic.inference.predictor import ENSEMBLE, PIPELINE_MODELS
     from sonic.inference.windows import load_windows
-    from sonic.training.checkpoint import load_classifier
+    from sonic.models.checkpoint import load_classifier
 
     names = PIPELINE_MODELS if model == ENSEMBLE else (model,)
     classifiers = [load_classifier(models / f"{n}.pt") for n in names]

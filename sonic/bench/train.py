@@ -12,7 +12,7 @@ from torch import nn
 
 from sonic.config import TrainConfig
 from sonic.models import build_model
-from sonic.training.loop import autocast, channels_last_safe, use_bf16
+from sonic.precision import autocast, channels_last_safe, use_bf16
 
 
 def time_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
@@ -76,7 +76,7 @@ def bench_model(name: str, model_cfg: Any, cfg: TrainConfig, n_classes: int,
     torch.manual_seed(0)
     ref = build_model(name, model_cfg, n_classes)
     fast = copy.deepcopy(ref)
-    bf16 = use_bf16(cfg, device)
+    bf16 = use_bf16(cfg.precision, device)
     channels_last = cfg.channels_last and channels_last_safe(fast, device, bf16)
     out: dict[str, Any] = {"input_shape": list(shape), "n_classes": n_classes,
                            "parameters": sum(p.numel() for p in ref.parameters()),

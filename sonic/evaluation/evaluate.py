@@ -6,7 +6,7 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from sonic.evaluation.metrics import classification_report, confusion
-from sonic.training.checkpoint import Classifier
+from sonic.models.checkpoint import Classifier
 
 
 def check_same_classes(models: dict[str, Classifier]) -> list[str]:

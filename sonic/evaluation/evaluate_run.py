@@ -16,8 +16,8 @@ import pandas as pd
 from sonic.evaluation.evaluate import confusions, evaluate_models
 from sonic.evaluation.confusion_plots import confusion_figure, per_class_table
 from sonic.features.store import load_features
-from sonic.training.checkpoint import Classifier
-from sonic.training.report import open_live, rounded, write_details
+from sonic.models.checkpoint import Classifier
+from sonic.report import open_live, rounded, write_details
 
 SETS = {"test": "held out, never used for a choice", "val": "selected each model's epoch"}
 

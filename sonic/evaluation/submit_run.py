@@ -18,8 +18,8 @@ from sonic.evaluation.evaluate import (check_same_classes, predict_probs, score_
 from sonic.evaluation.submission import (FALLBACK, NOT_FINITE, Fallbacks, class_prior,
                                          finite_rows, kaggle_filename, with_fallbacks)
 from sonic.features.store import load_features, write_table
-from sonic.training.checkpoint import Classifier
-from sonic.training.report import write_details
+from sonic.models.checkpoint import Classifier
+from sonic.report import write_details
 
 
 def scores(probs: dict[str, np.ndarray], truth: np.ndarray, classes: list[str],

@@ -26,7 +26,7 @@ from sonic.generation.state import (GANState, fixed_grid, generate, make_state,
 from sonic.generation.trainer import train_cgan
 from sonic.runtime import atomic_path, pick_device, seed_everything
 from sonic.training.data import load_classifier_data
-from sonic.training.report import open_live, rounded, write_details
+from sonic.report import open_live, rounded, write_details
 from sonic.training.resume import ResumeFile, fingerprint
 
 GRID_PER_CLASS = 4  # samples per class row in the progress pictures

@@ -19,7 +19,7 @@ from sonic.generation.quality import (bootstrap, bootstrap_runs, conditional_acc
                                      frechet_interval, inception_score)
 from sonic.generation.state import fixed_grid, generate
 from sonic.progress import progress
-from sonic.training.checkpoint import Classifier
+from sonic.models.checkpoint import Classifier
 
 
 @dataclass

@@ -23,8 +23,8 @@ from sonic.generation.samples import (RealSets, Samples, headline, invert_all,
                                          quality_report, roundtrip_mels, sample_like,
                                          sample_per_class)
 from sonic.runtime import atomic_path, pick_device, seed_everything
-from sonic.training.checkpoint import load_classifier
-from sonic.training.report import open_live, rounded, write_details
+from sonic.models.checkpoint import load_classifier
+from sonic.report import open_live, rounded, write_details
 
 BASELINE_N = 128  # generated spectrograms also inverted the old way (lstsq + plain GL)
 PICTURED = 4  # spectrograms per class in the pictures

@@ -53,7 +53,7 @@ import sonic
 from sonic.config import to_dict
 from sonic.inference.predictor import UnknownModelError, resolve_checkpoint
 from sonic.runtime import atomic_path
-from sonic.training.checkpoint import Classifier, load_classifier
+from sonic.models.checkpoint import Classifier, load_classifier
 
 INPUT = "log_mel_db"
 OUTPUTS = ("logits", "probabilities")

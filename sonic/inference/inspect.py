@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from sonic.models import AudioResNet, DeepAudioCNN
-from sonic.training.checkpoint import Classifier
+from sonic.models.checkpoint import Classifier
 
 
 def feature_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -16,11 +16,11 @@ import torch
 from tqdm import tqdm
 
 from sonic.audio.io import AudioLimits, probe, read_error
-from sonic.config import FeatureConfig, TrainConfig
+from sonic.config import FeatureConfig
 from sonic.inference.windows import ClipWindows, Windowing, load_windows, stream_windows
+from sonic.precision import autocast, memory_format, use_bf16
 from sonic.runtime import ordered_map
-from sonic.training.checkpoint import Classifier, load_classifier
-from sonic.training.loop import autocast, channels_last_safe, use_bf16
+from sonic.models.checkpoint import Classifier, load_classifier
 
 ENSEMBLE = "ensemble"
 UNKNOWN = "unknown"  # the label of a clip or window whose confidence is below the threshold
@@ -149,16 +149,11 @@ class Predictor:
                 raise ValueError(f"{first_name} and {name} were trained on different features; "
                                  "load them separately")
         self.default = self.resolve(self.default)
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         self.device = next(first.model.parameters()).device
-        native = use_bf16(TrainConfig(precision="auto"), self.device)
-        self.bf16 = native if self.precision == "auto" else self.precision == "bf16"
-        # channels_last where training would use it: with bf16 on AMX, 2-3x the windows/s
-        self._formats = {}
+        self.bf16 = use_bf16(self.precision, self.device)  # training's rule (sonic.precision)
+        self._formats = {name: memory_format(clf.model, self.device, self.bf16)
+                         for name, clf in self.classifiers.items()}
         for name, clf in self.classifiers.items():
-            last = channels_last_safe(clf.model, self.device, self.bf16)
-            self._formats[name] = torch.channels_last if last else torch.contiguous_format
             clf.model.eval().to(memory_format=self._formats[name])
 
     # ------------------------------------------------------------------------------ loading
@@ -175,8 +170,19 @@ class Predictor:
             paths = [resolve_checkpoint(name, models_dir) for name in PIPELINE_MODELS]
         else:
             paths = [resolve_checkpoint(model, models_dir)]
-        classifiers = {path.stem: load_classifier(path, device) for path in paths}
-        default = model if model == ENSEMBLE else paths[0].stem
+        return cls.from_checkpoints(paths, device, model if model == ENSEMBLE else paths[0].stem,
+                                    batch_size, precision, limits)
+
+    @classmethod
+    def from_checkpoints(cls, paths: Iterable[str | Path], device: torch.device | str = "cpu",
+                         default: str | None = None, batch_size: int = 16,
+                         precision: str = "auto", limits: AudioLimits = AudioLimits()
+                         ) -> Predictor:
+        """Classifier checkpoint files, each named by its file stem (``sonic serve --models``);
+        ``default`` is the ensemble when two or more are given, else the one."""
+        classifiers = {Path(p).stem: load_classifier(p, device) for p in paths}
+        if default is None:
+            default = ENSEMBLE if len(classifiers) > 1 else next(iter(classifiers), ENSEMBLE)
         return cls(classifiers, default, batch_size, precision, limits)
 
     @property
@@ -239,6 +245,35 @@ class Predictor:
                                     f"{', '.join(self.classifiers)}")
         with self._lock:
             return feature_maps(self.classifiers[model], db, channels)
+
+    def inspect(self, path: str | Path, model: str | None = None, window_index: int = 0,
+                channels: int = 8, windowing: Windowing | None = None) -> dict:
+        """What one classifier sees and does in one window of a file (the explorer's inspect).
+
+        ``model`` names a loaded classifier; ``None`` or the ensemble mean the first loaded one.
+        ``window_index`` is clamped to the last window; only that window's log-mel is computed.
+        Returns ``model``, ``duration_s``, ``sample_rate``, ``n_windows``, ``window`` (``index``,
+        ``start_s``, ``end_s``), ``waveform`` (the file's min/max envelope), ``mel`` (the window
+        as an image) and ``layers`` (:meth:`feature_maps`). A file it cannot use raises what
+        decoding raised (:func:`sonic.audio.io.read_error` names it).
+        """
+        from sonic.features.stream import decode_mono
+        from sonic.inference.inspect import envelope, mel_image
+        from sonic.inference.windows import one_window
+
+        name = next(iter(self.classifiers)) if model in (None, ENSEMBLE) else model
+        self.resolve(name)
+        windowing = windowing or self.windowing()
+        decoded = decode_mono(path, self.features, self.limits)
+        mel, start, n_windows = one_window(decoded, self.features, windowing, window_index)
+        duration = decoded.info.duration
+        return {"model": name, "duration_s": round(duration, 3),
+                "sample_rate": decoded.info.sample_rate, "n_windows": n_windows,
+                "window": {"index": min(window_index, n_windows - 1), "start_s": round(start, 3),
+                           "end_s": round(min(start + windowing.window, duration), 3)},
+                "waveform": envelope(decoded.signal),
+                "mel": mel_image(mel, self.features.top_db),
+                "layers": self.feature_maps(name, mel, channels)}
 
     def _result(self, clip: ClipWindows, model: str, windowing: Windowing,
                 probs: np.ndarray | None = None) -> Prediction:

@@ -35,17 +35,15 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from sonic.audio.io import AudioLimits, BadAudioError, audio_extensions, read_error
-from sonic.features.stream import decode_mono
 from sonic.inference.events import EventParams, prediction_events
 from sonic.inference.generate import SoundGenerator, UnknownClassError
-from sonic.inference.inspect import envelope, feature_layers, mel_image
+from sonic.inference.inspect import feature_layers, mel_image
 from sonic.inference.predictor import ENSEMBLE, Predictor, UnknownModelError
-from sonic.inference.windows import MAX_WINDOW, MAX_WINDOWS, WindowingError, one_window
+from sonic.inference.windows import MAX_WINDOW, MAX_WINDOWS, WindowingError
 from sonic.runtime import pick_device, sweep, tagged
 from sonic.serve.guard import SiteGuard, allowed_hosts, is_loopback
 from sonic.serve.limits import BodyLimit
 from sonic.serve.live import Listeners, serve_live
-from sonic.training.checkpoint import load_classifier
 
 STATIC = Path(__file__).parent / "static"
 UPLOAD_PREFIX = "sonic-upload-"
@@ -233,20 +231,11 @@ def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
         windowing = predictor.windowing(window, hop)
         with decoding_slot(slots), saved_upload(file) as path:
             try:
-                decoded = decode_mono(path, predictor.features, predictor.limits)
-                mel, start, n_windows = one_window(decoded, predictor.features, windowing,
-                                                   window_index)
+                inspected = predictor.inspect(path, name, window_index, channels, windowing)
             except Exception as err:  # noqa: BLE001 - the upload's failure, named
                 raise upload_error(file, path, read_error(err)) from None
-            layers = predictor.feature_maps(name, mel, channels)
-        answer = {"file": display_name(file), "model": name,
-                  "duration_s": round(decoded.info.duration, 3),
-                  "sample_rate": decoded.info.sample_rate, "n_windows": n_windows,
-                  "window": {"index": min(window_index, n_windows - 1), "start_s": round(start, 3),
-                             "end_s": round(min(start + windowing.window,
-                                                decoded.info.duration), 3)},
-                  "waveform": envelope(decoded.signal),
-                  "mel": mel_image(mel, predictor.features.top_db), "layers": layers}
+        answer = {"file": display_name(file), **inspected}
+        layers = answer["layers"]
         if inspect_size(layers, answer["mel"]) > MAX_INSPECT_VALUES:
             raise AnswerTooLargeError(f"the answer would hold {inspect_size(layers, answer['mel'])}"
                                       f" numbers, over {MAX_INSPECT_VALUES}: ask for fewer "
@@ -284,10 +273,8 @@ def load(models: list[str], generator: str | None, device: str = "cpu",
     ``generator=None`` takes ``cgan.pt`` beside the first checkpoint when it exists; ``"none"``
     serves without one. Uploads longer than ``max_seconds`` are refused from their header.
     """
-    classifiers = {Path(p).stem: load_classifier(p, device) for p in models}
-    default = ENSEMBLE if len(classifiers) > 1 else next(iter(classifiers))
     limits = AudioLimits(max_seconds=max_seconds, hint="sonic serve --max-seconds")
-    predictor = Predictor(classifiers, default, precision=precision, limits=limits)
+    predictor = Predictor.from_checkpoints(models, device, precision=precision, limits=limits)
     if generator is None:
         beside = Path(models[0]).parent / "cgan.pt"
         generator = str(beside) if beside.is_file() else "none"

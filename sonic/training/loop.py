@@ -8,7 +8,6 @@ goes to a resume file (:mod:`sonic.training.resume`).
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import math
@@ -25,38 +24,12 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Seque
 from tqdm import tqdm
 
 from sonic.config.train import TrainConfig
+from sonic.precision import autocast, memory_format, use_bf16
 from sonic.progress import progress
 from sonic.training.data import MelSet
 from sonic.training.distributed import Dist
 from sonic.training.regularize import bc_mix, mixed_cross_entropy, mixup, random_crop, spec_augment
 from sonic.training.resume import ResumeFile, epoch_seed, resume_history
-
-
-def use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
-    """bf16 autocast where the hardware runs it natively (CUDA with bf16, CPUs with
-    avx512_bf16/AMX); fp32 elsewhere or when asked."""
-    if cfg.precision != "auto":
-        return cfg.precision == "bf16"
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
-
-
-def autocast(device: torch.device, bf16: bool):
-    if not bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
-def channels_last_safe(model: nn.Module, device: torch.device, bf16: bool) -> bool:
-    """False for the one case known to crash: oneDNN's CPU bf16 kernels corrupt memory on
-    channels_last convolutions narrower than 16 channels (seen with torch 2.11, a ResNet of
-    width 4-8 on 32x87 inputs). Such toy widths gain nothing from channels_last anyway."""
-    if device.type != "cpu" or not bf16:
-        return True
-    return all(m.out_channels >= 16 for m in model.modules() if isinstance(m, nn.Conv2d))
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps: int):
@@ -186,10 +159,9 @@ def start_run(model: nn.Module, train: MelSet, cfg: TrainConfig, device: torch.d
               job: Dist) -> Run:
     """Model on the device (DDP-wrapped under torchrun), AdamW, the LR schedule over every
     step, the sampler and loader of this process's share, early stopping and the average."""
-    bf16 = use_bf16(cfg, device)
-    channels_last = cfg.channels_last and channels_last_safe(model, device, bf16)
-    model.to(device).to(memory_format=torch.channels_last if channels_last
-                        else torch.contiguous_format)
+    bf16 = use_bf16(cfg.precision, device)
+    fmt = memory_format(model, device, bf16, cfg.channels_last)
+    model.to(device).to(memory_format=fmt)
     net = model
     if job.world > 1:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
@@ -200,7 +172,7 @@ def start_run(model: nn.Module, train: MelSet, cfg: TrainConfig, device: torch.d
     loader = batches(train, sampler, cfg.batch_size // job.world, cfg.workers, device)
     sched = make_scheduler(opt, cfg, cfg.epochs * len(loader))
     return Run(model, net, opt, sched, sampler, loader, EarlyStopping(cfg.monitor, cfg.patience),
-               weight_average(model, cfg.ema), bf16, channels_last)
+               weight_average(model, cfg.ema), bf16, fmt == torch.channels_last)
 
 
 def saved_state(run: Run, result: TrainResult) -> dict:
