@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import json
 import random
 import re
@@ -18,6 +19,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -25,9 +27,13 @@ from configobj import ConfigObj
 
 from browser_helpers import (OFFLINE, WAIT, console_errors, drawn, keep_screenshots,
                              require_chromium, start_chromium)
-from sonic.dvc_plots import dvc_render_pins, inlined, repeated_plots, vendored
 
 REPO = Path(__file__).resolve().parents[1]
+# the template's builder, a maintainer's tool beside the page it builds (not library code)
+_spec = importlib.util.spec_from_file_location("dvc_html_build", REPO / ".dvc/html/build.py")
+build = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(build)
+dvc_render_pins, inlined, vendored = build.dvc_render_pins, build.inlined, build.vendored
 DVC_FILES = ("config", ".gitignore", "html/plots.html", "plots/confusion_adaptive.json")
 ESC50 = [f"class_{i:02d}_{'abcdefghijkl'[:i % 13]}" for i in range(50)]  # 9-21 characters
 
@@ -284,7 +290,7 @@ def test_template_inlines_the_pinned_libraries_and_links_nothing() -> None:
     assert not re.search(r"src\s*=|href\s*=|@import|url\(|<link|https?:", own, re.I), own
     assert "cdn.jsdelivr.net" not in page and "unpkg.com" not in page
     assert {n: v["version"] for n, v in listed.items()} == dvc_render_pins(), \
-        "dvc-render pins other releases: run `python -m sonic.dvc_plots`"
+        "dvc-render pins other releases: run `python .dvc/html/build.py`"
     for name, entry in listed.items():
         assert hashlib.sha256(code[name].encode()).hexdigest() == entry["sha256"], name
         assert "Redistribution" in (REPO / f".dvc/html/LICENSE-{name}.txt").read_text()
@@ -297,6 +303,30 @@ def test_confusion_template_reads_only_dvc_data() -> None:
     assert "<DVC_METRIC_X>" in text and "<DVC_METRIC_Y>" in text
     assert re.findall(r"https?://[^\"]*", text) == [spec["$schema"]]  # an id, never fetched
     assert '"url"' not in text
+
+
+def repeated_plots(root: str | Path, rev: str = "workspace") -> dict[str, list[str]]:
+    """Files that ``dvc plots show`` draws more than once: {file: ["<dvc.yaml or stage
+    outputs>: <plot id>", ...]}.
+
+    A file is drawn on its own when a stage lists it (or its folder) under ``plots:`` or when a
+    top-level entry is named after it; it is drawn twice when another definition uses it too.
+    Several top-level plots of one file's different columns are not repeats.
+    """
+    from dvc.repo import Repo
+    from dvc.repo.plots import infer_data_sources
+
+    with Repo(str(root)) as repo:
+        definitions = repo.plots.show()[rev]["definitions"]["data"]
+    uses: dict[str, list[str]] = defaultdict(list)
+    alone: set[str] = set()
+    for config, plots in definitions.items():
+        for plot_id, props in plots["data"].items():
+            files = infer_data_sources(plot_id, props)
+            alone |= {plot_id} & set(files)
+            for file in files:
+                uses[file].append(f"{config or 'stage outputs'}: {plot_id}")
+    return {file: ids for file, ids in uses.items() if file in alone and len(ids) > 1}
 
 
 def test_each_file_is_plotted_once(plots_repo: Path, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""The page of ``dvc plots show`` / ``dvc plots diff`` with no network, and a check that no
-file is plotted twice.
+"""Builds the page of ``dvc plots show`` / ``dvc plots diff`` that needs no network: a
+maintainer's tool, kept beside what it builds rather than in the ``sonic`` library.
 
 dvc-render's own page loads vega, vega-lite and vega-embed from cdn.jsdelivr.net through its
 ``{scripts}`` placeholder. ``.dvc/config`` sets ``plots.html_template = html/plots.html``
@@ -7,8 +7,8 @@ dvc-render's own page loads vega, vega-lite and vega-embed from cdn.jsdelivr.net
 and holds the releases dvc-render names instead, inlined byte for byte from their npm tarballs.
 The committed template is ready to use; rebuild it (e.g. after upgrading dvc-render) with::
 
-    python -m sonic.dvc_plots                  # npm pack → .dvc/html/
-    python -m sonic.dvc_plots --tarballs DIR   # from DIR/vega-5.20.2.tgz, …
+    python .dvc/html/build.py                  # npm pack → .dvc/html/
+    python .dvc/html/build.py --tarballs DIR   # from DIR/vega-5.20.2.tgz, …
 """
 from __future__ import annotations
 
@@ -20,12 +20,11 @@ import re
 import subprocess
 import tarfile
 import tempfile
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 LIBRARIES = ("vega", "vega-lite", "vega-embed")  # load order: each needs the ones before it
-HTML_DIR = Path(".dvc/html")
+HTML_DIR = Path(__file__).resolve().parent  # .dvc/html
 # One line per inlined library in the page's header comment; `vendored()` reads them back.
 HEADER_LINE = re.compile(r"^  (?P<name>[a-z-]+)@(?P<version>\S+) (?P<file>\S+) "
                          r"sha256=(?P<sha256>[0-9a-f]{64}) npm=(?P<integrity>\S+)$", re.M)
@@ -134,7 +133,7 @@ def build_page(libraries: list[Library]) -> str:
 <title>DVC plots</title>
 <!--
 Sonic's page for `dvc plots show` and `dvc plots diff` (.dvc/config: plots.html_template).
-Made by `python -m sonic.dvc_plots`: do not edit by hand. Inlined, unchanged, from
+Made by `python .dvc/html/build.py`: do not edit by hand. Inlined, unchanged, from
 the npm tarballs of the releases that dvc-render's own page loads from a CDN:
 {listed}
 -->
@@ -186,34 +185,10 @@ def write_template(out_dir: Path, tarballs: Path | None = None) -> Path:
     return page
 
 
-def repeated_plots(root: str | Path, rev: str = "workspace") -> dict[str, list[str]]:
-    """Files that ``dvc plots show`` draws more than once: {file: ["<dvc.yaml or stage
-    outputs>: <plot id>", ...]}.
-
-    A file is drawn on its own when a stage lists it (or its folder) under ``plots:`` or when a
-    top-level entry is named after it; it is drawn twice when another definition uses it too.
-    Several top-level plots of one file's different columns are not repeats.
-    """
-    from dvc.repo import Repo
-    from dvc.repo.plots import infer_data_sources
-
-    with Repo(str(root)) as repo:
-        definitions = repo.plots.show()[rev]["definitions"]["data"]
-    uses: dict[str, list[str]] = defaultdict(list)
-    alone: set[str] = set()
-    for config, plots in definitions.items():
-        for plot_id, props in plots["data"].items():
-            files = infer_data_sources(plot_id, props)
-            alone |= {plot_id} & set(files)
-            for file in files:
-                uses[file].append(f"{config or 'stage outputs'}: {plot_id}")
-    return {file: ids for file, ids in uses.items() if file in alone and len(ids) > 1}
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Rebuild .dvc/html/plots.html, the offline "
                                      "page of `dvc plots show` and `dvc plots diff`.")
-    parser.add_argument("--out", type=Path, default=HTML_DIR, help="folder (default .dvc/html)")
+    parser.add_argument("--out", type=Path, default=HTML_DIR, help="folder (default: this one, .dvc/html)")
     parser.add_argument("--tarballs", type=Path, help="read NAME-VERSION.tgz from this folder "
                         "instead of running `npm pack`")
     args = parser.parse_args(argv)
