@@ -11,7 +11,7 @@ from sonic.config.cv import CVConfig
 from sonic.config.evaluate import EvaluateConfig
 from sonic.config.parse import load_sections
 from sonic.evaluation.evaluate_run import checkpoint_paths, evaluate_checkpoints
-from sonic.training.checkpoint import load_classifiers
+from sonic.models.checkpoint import load_classifiers
 
 
 def main() -> None:

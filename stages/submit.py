@@ -9,7 +9,7 @@ from pathlib import Path
 from sonic.config.parse import load_sections
 from sonic.config.submit import SubmitConfig
 from sonic.evaluation.submit_run import submit
-from sonic.training.checkpoint import load_classifiers
+from sonic.models.checkpoint import load_classifiers
 
 
 def main() -> None:
