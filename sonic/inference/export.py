@@ -52,8 +52,8 @@ from torch import nn
 import sonic
 from sonic.config import to_dict
 from sonic.inference.predictor import UnknownModelError, resolve_checkpoint
-from sonic.runtime import atomic_path
 from sonic.models.checkpoint import Classifier, load_classifier
+from sonic.runtime import atomic_path
 
 INPUT = "log_mel_db"
 OUTPUTS = ("logits", "probabilities")

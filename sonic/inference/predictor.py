@@ -18,9 +18,9 @@ from tqdm import tqdm
 from sonic.audio.io import AudioLimits, probe, read_error
 from sonic.config import FeatureConfig
 from sonic.inference.windows import ClipWindows, Windowing, load_windows, stream_windows
+from sonic.models.checkpoint import Classifier, load_classifier
 from sonic.precision import autocast, memory_format, use_bf16
 from sonic.runtime import ordered_map
-from sonic.models.checkpoint import Classifier, load_classifier
 
 ENSEMBLE = "ensemble"
 UNKNOWN = "unknown"  # the label of a clip or window whose confidence is below the threshold
