@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sonic.evaluation.evaluate import confusions, evaluate_models
 from sonic.evaluation.confusion_plots import confusion_figure, per_class_table
+from sonic.evaluation.evaluate import confusions, evaluate_models
 from sonic.features.store import load_features
 from sonic.models.checkpoint import Classifier
 from sonic.report import open_live, rounded, write_details

@@ -24,9 +24,9 @@ from sonic.generation.spectrogram_plots import save_grid
 from sonic.generation.state import (GANState, fixed_grid, generate, make_state,
                                     sampling_generator, save_generator)
 from sonic.generation.trainer import train_cgan
+from sonic.report import open_live, rounded, write_details
 from sonic.runtime import atomic_path, pick_device, seed_everything
 from sonic.training.data import load_classifier_data
-from sonic.report import open_live, rounded, write_details
 from sonic.training.resume import ResumeFile, fingerprint
 
 GRID_PER_CLASS = 4  # samples per class row in the progress pictures

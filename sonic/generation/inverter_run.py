@@ -14,8 +14,8 @@ from sonic.config.invert import InvertConfig
 from sonic.features.store import load_features
 from sonic.generation.inverter_net import compare_methods, save_inverter, train_inverter
 from sonic.generation.quality import bootstrap
-from sonic.runtime import pick_device, seed_everything
 from sonic.report import open_live, rounded, write_details
+from sonic.runtime import pick_device, seed_everything
 
 N_BOOT = 200  # resamples for the intervals of the comparison (a report, not a tunable)
 

@@ -18,8 +18,8 @@ from sonic.generation.mel_to_wave import mel_db_to_wave
 from sonic.generation.quality import (bootstrap, bootstrap_runs, conditional_accuracy, copy_rate,
                                      frechet_interval, inception_score)
 from sonic.generation.state import fixed_grid, generate
-from sonic.progress import progress
 from sonic.models.checkpoint import Classifier
+from sonic.progress import progress
 
 
 @dataclass

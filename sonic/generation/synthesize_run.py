@@ -17,14 +17,14 @@ from sonic.config.invert import InvertConfig
 from sonic.config.synthesize import SynthesizeConfig
 from sonic.features.store import load_features
 from sonic.generation.inverter_net import load_inverter
-from sonic.generation.spectrogram_plots import save_grid
-from sonic.generation.state import load_gan_checkpoint, load_generator
 from sonic.generation.samples import (RealSets, Samples, headline, invert_all,
                                          quality_report, roundtrip_mels, sample_like,
                                          sample_per_class)
-from sonic.runtime import atomic_path, pick_device, seed_everything
+from sonic.generation.spectrogram_plots import save_grid
+from sonic.generation.state import load_gan_checkpoint, load_generator
 from sonic.models.checkpoint import load_classifier
 from sonic.report import open_live, rounded, write_details
+from sonic.runtime import atomic_path, pick_device, seed_everything
 
 BASELINE_N = 128  # generated spectrograms also inverted the old way (lstsq + plain GL)
 PICTURED = 4  # spectrograms per class in the pictures
