@@ -96,3 +96,54 @@ def test_cli_writes_the_report_and_names_unreadable_files(trained, lists) -> Non
     assert report["model"] == "resnet" and report["n"]["unknown"] == 6
     assert len(report["failed"]) == 1 and "broken.wav" in report["failed"][0]
     assert set(report["msp"]) == {"auroc", "threshold", "known_kept", "unknown_rejected"}
+
+
+def pipeline_dir(root: Path, data: Path, classes: list[str] | None) -> Path:
+    """A project folder as `dvc repro` leaves it: params.yaml, the features' index and the split
+    (every third clip of a known class val, every third test, the rest train)."""
+    (root / "data/features").mkdir(parents=True)
+    clips = sorted(p for p in (data / "train").rglob("*.wav")
+                   if classes is None or p.parent.name in classes)
+    with (root / "data/features/index.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["clip_id", "source", "label", "group", "role", "fold"])
+        w.writerows([p.relative_to(data).as_posix(), str(p), p.parent.name, p.stem, "train", 0]
+                    for p in clips)
+    with (root / "data/split.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["clip_id", "label", "group", "role"])
+        w.writerows([p.relative_to(data).as_posix(), p.parent.name, p.stem,
+                     ("val", "test", "train")[i % 3]] for i, p in enumerate(clips))
+    listed = "null" if classes is None else "[" + ", ".join(classes) + "]"
+    (root / "params.yaml").write_text(f"data:\n  layout: folder\n  root: {data}\n"
+                                      f"  classes: {listed}\n")
+    return root
+
+
+def test_the_pipeline_gives_the_three_lists(trained, tmp_path) -> None:
+    """--pipeline: calibrate = the val split, known = the test split with labels, unknown =
+    every clip of the data set whose class the models never saw (data.classes lifted)."""
+    from sonic.inference.openset import pipeline_lists
+
+    root = pipeline_dir(tmp_path / "project", trained.data, ["low", "mid"])
+    got = pipeline_lists(root, ["low", "mid"])
+    split = list(csv.DictReader((root / "data/split.csv").open()))
+    assert len(got["calibrate"][0]) == sum(r["role"] == "val" for r in split) > 0
+    assert got["known"][1] == [r["label"] for r in split if r["role"] == "test"]
+    assert {Path(p).parent.name for p in got["calibrate"][0] + got["known"][0]} == {"low", "mid"}
+    high = sorted(str(p) for p in (trained.data / "train" / "high").glob("*.wav"))
+    assert sorted(got["unknown"][0]) == high and set(got["unknown"][1]) == {"high"}
+    # a run that held nothing back is named, not scored
+    whole = pipeline_dir(tmp_path / "whole", trained.data, None)
+    with pytest.raises(ValueError, match="data.classes is not set"):
+        pipeline_lists(whole, ["low", "mid", "high"])
+
+
+def test_cli_pipeline_names_a_run_with_nothing_unknown(trained, tmp_path) -> None:
+    """Models trained on every class of the data set leave no unknown clip: a named exit 2."""
+    root = pipeline_dir(tmp_path / "project", trained.data, ["low", "mid"])
+    proc = subprocess.run([sys.executable, "-m", "sonic.inference.openset", "--pipeline",
+                           str(root), "--models-dir", str(trained.models), "--model", "resnet"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2 and "nothing is unknown" in proc.stderr, proc.stderr

@@ -18,6 +18,12 @@ share of ``known`` clips kept and of ``unknown`` clips rejected. The closed-set 
         --calibrate val.csv --known test.csv --unknown unknown.csv --out openset.json
 
 Each list is a CSV with a ``path`` column (and ``label`` for ``known``), or a text file of paths.
+With ``--pipeline DIR`` (a project that ran ``dvc repro`` with ``data.classes`` set) the lists come
+from the pipeline itself: ``calibrate`` its val split, ``known`` its test split, and ``unknown``
+every clip of the data set (``params.yaml``'s ``data`` without its class filter) whose label the
+models never saw::
+
+    python -m sonic.inference.openset --pipeline . --model resnet --out openset.json
 """
 from __future__ import annotations
 
@@ -111,30 +117,77 @@ def read_list(path: Path) -> tuple[list[str], list[str] | None]:
     return [line.strip() for line in text.splitlines() if line.strip()], None
 
 
+def pipeline_lists(root: Path, known_classes: list[str]
+                   ) -> dict[str, tuple[list[str], list[str] | None]]:
+    """The three lists of a pipeline run in ``root``: val and test clips of ``data/split.csv``
+    (their files from ``data/features/index.csv``) and the data set's clips of other classes."""
+    import dataclasses
+
+    from sonic.audio.layouts import discover
+    from sonic.config.data import DataConfig
+    from sonic.config.parse import load_sections
+
+    index = {r["clip_id"]: r for r in csv.DictReader((root / "data/features/index.csv").open())}
+    split = list(csv.DictReader((root / "data/split.csv").open()))
+    role = {name: [r for r in split if r["role"] == name] for name in ("val", "test")}
+    if not role["val"] or not role["test"]:
+        raise ValueError(f"{root}/data/split.csv needs val and test clips (split.select: inner)")
+    data = load_sections(root / "params.yaml", data=DataConfig).data
+    if data.classes is None:
+        raise ValueError(f"{root}/params.yaml: data.classes is not set, so no class was held "
+                         "back; train on some classes (data.classes) and score the rest")
+    data = dataclasses.replace(data, classes=None)
+    if not Path(data.root).is_absolute():
+        data = dataclasses.replace(data, root=str(root / data.root))
+    clips, _ = discover(data)
+    unknown = [c for c in clips if c.label is not None and c.label not in known_classes]
+    return {"calibrate": ([index[r["clip_id"]]["source"] for r in role["val"]], None),
+            "known": ([index[r["clip_id"]]["source"] for r in role["test"]],
+                      [r["label"] for r in role["test"]]),
+            "unknown": ([str(c.path) for c in unknown], [c.label for c in unknown])}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sonic.inference.openset",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models-dir", type=Path, default=Path("data/models"))
+    parser.add_argument("--models-dir", type=Path,
+                        help="default data/models (of --pipeline where given)")
     parser.add_argument("--model", default=ENSEMBLE, help="cnn, resnet, ensemble or a path")
-    parser.add_argument("--calibrate", type=Path, required=True,
+    parser.add_argument("--pipeline", type=Path,
+                        help="take the three lists from this project's pipeline run instead")
+    parser.add_argument("--calibrate", type=Path,
                         help="clips of the known classes that trained nothing (the val split)")
-    parser.add_argument("--known", type=Path, required=True,
+    parser.add_argument("--known", type=Path,
                         help="held-out clips of the known classes (with a label column: accuracy)")
-    parser.add_argument("--unknown", type=Path, required=True,
+    parser.add_argument("--unknown", type=Path,
                         help="clips of classes the models never saw")
     parser.add_argument("--keep", type=float, default=DEFAULT_KEEP,
                         help="share of calibration clips the threshold keeps (default 0.95)")
     parser.add_argument("--out", type=Path, help="write the report here as JSON")
     args = parser.parse_args(argv)
-    predictor = Predictor.load(args.model, args.models_dir)
-    lists = {name: read_list(getattr(args, name)) for name in ("calibrate", "known", "unknown")}
+    names = ("calibrate", "known", "unknown")
+    if args.pipeline is None and None in (args.calibrate, args.known, args.unknown):
+        parser.error("give --calibrate, --known and --unknown, or --pipeline DIR")
+    models_dir = args.models_dir or (args.pipeline or Path(".")) / "data/models"
+    predictor = Predictor.load(args.model, models_dir)
+    if args.pipeline is not None:
+        try:
+            lists = pipeline_lists(args.pipeline, predictor.classes)
+        except (OSError, ValueError, KeyError) as err:
+            parser.exit(2, f"openset: {err}\n")
+        if not lists["unknown"][0]:
+            parser.exit(2, f"openset: {args.pipeline}: every class of the data set was trained "
+                           "on; nothing is unknown\n")
+    else:
+        lists = {name: read_list(getattr(args, name)) for name in names}
     scored = {name: score_files(predictor, paths, desc=name)
               for name, (paths, _) in lists.items()}
     labels = lists["known"][1]
     if labels is not None:  # align the labels with the readable clips
         by_path = dict(zip(lists["known"][0], labels, strict=True))
         labels = [by_path[p] for p in scored["known"].paths]
-    report = {"model": args.model, **evaluate(scored["calibrate"], scored["known"],
+    report = {"model": args.model,
+              "held_back": sorted(set(lists["unknown"][1] or [])) or None, **evaluate(scored["calibrate"], scored["known"],
                                               scored["unknown"], args.keep, labels,
                                               predictor.classes)}
     if args.out:
