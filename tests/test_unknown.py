@@ -14,7 +14,8 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from sonic.inference.predictor import UNKNOWN, Predictor
+from sonic.inference.prediction import UNKNOWN
+from sonic.inference.predictor import Predictor
 from sonic.inference.unknown import calibrate_threshold, confidence
 from sonic.serve.app import create_app, load
 

@@ -168,7 +168,7 @@ def detect(probs: np.ndarray, starts: np.ndarray, window: float, duration: float
            levels: np.ndarray | None = None) -> list[Event]:
     """Events of every class, sorted by onset.
 
-    ``probs`` (W, C) and ``starts`` (W,) seconds as :class:`~sonic.inference.predictor.Prediction`
+    ``probs`` (W, C) and ``starts`` (W,) seconds as :class:`~sonic.inference.prediction.Prediction`
     holds them; ``levels`` (W,) dB the windows' loudness, for the gate (None: no gate).
     """
     if len(starts) == 0:
@@ -252,7 +252,7 @@ def window_levels(wave: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray
 
 
 def prediction_events(prediction, params: EventParams = EventParams()) -> list[Event]:
-    """:func:`detect` on a :class:`~sonic.inference.predictor.Prediction` (its window
+    """:func:`detect` on a :class:`~sonic.inference.prediction.Prediction` (its window
     probabilities, starts, window length, duration, classes and, when set, window levels)."""
     if not prediction.ok:
         return []

@@ -29,7 +29,8 @@ import torch
 from sonic.audio.io import AudioLimits
 from sonic.features.mel import cached_logmel, fix_length
 from sonic.inference.events import EventParams, detect, window_levels
-from sonic.inference.predictor import Prediction, Predictor
+from sonic.inference.prediction import Prediction
+from sonic.inference.predictor import Predictor
 
 MIN_HOP, MAX_HOP = 0.05, 5.0  # seconds between scored windows
 MAX_HISTORY = 300.0  # seconds of window results kept for events

@@ -14,7 +14,7 @@ import csv
 import json
 from typing import TextIO
 
-from sonic.inference.predictor import UNKNOWN, Prediction
+from sonic.inference.prediction import UNKNOWN, Prediction
 
 
 class Writer:

@@ -17,13 +17,13 @@ from tqdm import tqdm
 
 from sonic.audio.io import AudioLimits, probe, read_error
 from sonic.config import FeatureConfig
+from sonic.inference.prediction import Prediction
 from sonic.inference.windows import ClipWindows, Windowing, load_windows, stream_windows
 from sonic.models.checkpoint import Classifier, load_classifier
 from sonic.precision import autocast, memory_format, use_bf16
 from sonic.runtime import ordered_map
 
 ENSEMBLE = "ensemble"
-UNKNOWN = "unknown"  # the label of a clip or window whose confidence is below the threshold
 PIPELINE_MODELS = ("cnn", "resnet")  # data/models/<name>.pt, as dvc.yaml writes them
 LONG_SECONDS = 60.0  # longer files are scored in batches of windows in this process
 WORKER_DIED = ("the decoding process died while reading this file (killed by the system, e.g. "
@@ -53,61 +53,6 @@ def resolve_checkpoint(model: str, models_dir: str | Path) -> Path:
         return path
     raise UnknownModelError(f"unknown model {model!r}: use cnn, resnet or the path of a "
                             "checkpoint (.pt), or ensemble where both can serve")
-
-
-@dataclass
-class Prediction:
-    """The result for one file: clip-level probabilities and, per window, its own."""
-
-    path: str
-    model: str
-    classes: list[str]
-    probs: np.ndarray | None = None  # (C,) mean of the window probabilities
-    window_probs: np.ndarray | None = None  # (W, C)
-    starts: np.ndarray | None = None  # (W,) seconds
-    window: float = 0.0  # seconds
-    precision: str = "fp32"  # of the forward passes: fp32 or bf16
-    duration: float = 0.0  # seconds of the file
-    sample_rate: int = 0
-    channels: int = 0
-    error: str | None = None
-    levels: np.ndarray | None = None  # (W,) dB RMS of each window (predict_file only)
-    unknown_threshold: float | None = None  # confidence below it: the label is ``unknown``
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def label(self, probs: np.ndarray) -> tuple[str, float]:
-        """The top class and its confidence (max softmax), or ``unknown`` where the confidence
-        is below :attr:`unknown_threshold`."""
-        best = int(np.argmax(probs))
-        confidence = float(probs[best])
-        if self.unknown_threshold is not None and confidence < self.unknown_threshold:
-            return UNKNOWN, confidence
-        return self.classes[best], confidence
-
-    def labelled(self, probs: np.ndarray, k: int) -> dict:
-        label, confidence = self.label(probs)
-        return {"label": label, "confidence": round(confidence, 6), "top": self.top(probs, k)}
-
-    def top(self, probs: np.ndarray, k: int) -> list[dict]:
-        order = np.argsort(-probs, kind="stable")[:k]
-        return [{"label": self.classes[i], "probability": round(float(probs[i]), 6)} for i in order]
-
-    def to_dict(self, top_k: int = 3) -> dict:
-        """The JSON structure shared by ``sonic predict --format json`` and ``POST /api/predict``."""
-        if not self.ok:
-            return {"file": self.path, "status": "error", "error": self.error, "model": self.model}
-        windows = [{"start_s": round(float(s), 3),
-                    "end_s": round(float(min(s + self.window, self.duration)), 3),
-                    **self.labelled(p, top_k)}
-                   for s, p in zip(self.starts, self.window_probs)]
-        return {"file": self.path, "status": "ok", "model": self.model,
-                "duration_s": round(self.duration, 3), "sample_rate": self.sample_rate,
-                "channels": self.channels, "window_s": self.window, "precision": self.precision,
-                "unknown_threshold": self.unknown_threshold, **self.labelled(self.probs, top_k),
-                "windows": windows}
 
 
 @dataclass
