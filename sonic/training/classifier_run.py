@@ -18,12 +18,12 @@ from torch import nn
 from sonic.config.features import FeatureConfig
 from sonic.config.train import TrainConfig
 from sonic.models import build_model
+from sonic.models.checkpoint import save_checkpoint
+from sonic.report import open_live, rounded, write_details
 from sonic.runtime import pick_device, seed_everything
 from sonic.training import distributed
-from sonic.models.checkpoint import save_checkpoint
 from sonic.training.data import ClassifierData, load_classifier_data
 from sonic.training.loop import TrainResult, fit, keep_best
-from sonic.report import open_live, rounded, write_details
 from sonic.training.resume import ResumeFile, fingerprint
 
 
