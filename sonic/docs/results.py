@@ -75,7 +75,9 @@ def classifiers(root: Path, prov: Provenance) -> str | None:
                   f"({test['clips']} clips)", "test log loss / ECE",
                   f"val accuracy ({val['clips']} clips)", "training"], rows)
     note = (f"`test`: {test['meaning']}; `val`: {val['meaning']} (optimistic). The ensemble "
-            "averages both models' probabilities and is what `submit` writes.")
+            "averages both models' probabilities and is what `submit` writes. `training` is "
+            "the committed run's own record, whatever else its cores were doing: a speed "
+            "figure comes from the benchmarks below.")
     return section("Classifiers", body, prov.source(paths, DEMO), note)
 
 
