@@ -180,16 +180,22 @@ class Predictor:
         with self._lock, torch.inference_mode(), autocast(self.device, self.bf16):
             return [self._logits(n, mels) for n in names]
 
+    def inspected_model(self, model: str | None) -> str:
+        """The classifier :meth:`inspect` looks inside for ``model``: that one, or the first
+        loaded for ``None`` and the ensemble. Raises :class:`UnknownModelError` otherwise."""
+        name = next(iter(self.classifiers)) if model in (None, ENSEMBLE) else model
+        if name not in self.classifiers:
+            raise UnknownModelError(f"unknown model {name!r} for feature maps; loaded: "
+                                    f"{', '.join(self.classifiers)}")
+        return name
+
     def feature_maps(self, model: str, db: np.ndarray, channels: int = 8) -> list[dict]:
         """Feature maps of one window (n_mels, T) dB in the classifier ``model`` (not the
         ensemble): see :func:`sonic.inference.inspect.feature_maps`."""
         from sonic.inference.inspect import feature_maps
 
-        if model not in self.classifiers:
-            raise UnknownModelError(f"unknown model {model!r} for feature maps; loaded: "
-                                    f"{', '.join(self.classifiers)}")
         with self._lock:
-            return feature_maps(self.classifiers[model], db, channels)
+            return feature_maps(self.classifiers[self.inspected_model(model)], db, channels)
 
     def inspect(self, path: str | Path, model: str | None = None, window_index: int = 0,
                 channels: int = 8, windowing: Windowing | None = None) -> dict:
@@ -206,8 +212,7 @@ class Predictor:
         from sonic.inference.inspect import envelope, mel_image
         from sonic.inference.windows import one_window
 
-        name = next(iter(self.classifiers)) if model in (None, ENSEMBLE) else model
-        self.resolve(name)
+        name = self.inspected_model(model)
         windowing = windowing or self.windowing()
         decoded = decode_mono(path, self.features, self.limits)
         mel, start, n_windows = one_window(decoded, self.features, windowing, window_index)

@@ -226,21 +226,19 @@ def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
                 channels: Annotated[int, Query(ge=1, le=64)] = 8,
                 window: Annotated[float | None, Query(gt=0, le=MAX_WINDOW)] = None,
                 hop: Annotated[float | None, Query(gt=0, le=MAX_WINDOW)] = None) -> dict:
-        name = next(iter(predictor.classifiers)) if model in (None, ENSEMBLE) else model
-        predictor.resolve(name)  # an unknown name is a 404 before the upload is decoded
+        name = predictor.inspected_model(model)  # an unknown name: a 404 before decoding
         windowing = predictor.windowing(window, hop)
         with decoding_slot(slots), saved_upload(file) as path:
             try:
                 inspected = predictor.inspect(path, name, window_index, channels, windowing)
             except Exception as err:  # noqa: BLE001 - the upload's failure, named
                 raise upload_error(file, path, read_error(err)) from None
-        answer = {"file": display_name(file), **inspected}
-        layers = answer["layers"]
-        if inspect_size(layers, answer["mel"]) > MAX_INSPECT_VALUES:
-            raise AnswerTooLargeError(f"the answer would hold {inspect_size(layers, answer['mel'])}"
-                                      f" numbers, over {MAX_INSPECT_VALUES}: ask for fewer "
-                                      "channels or a shorter window")
-        return answer
+        size = inspect_size(inspected["layers"], inspected["mel"])
+        if size > MAX_INSPECT_VALUES:
+            raise AnswerTooLargeError(f"the answer would hold {size} numbers, over "
+                                      f"{MAX_INSPECT_VALUES}: ask for fewer channels or a "
+                                      "shorter window")
+        return {"file": display_name(file), **inspected}
 
     @app.post("/api/generate", summary="New clips of a class from the cGAN (WAV + log-mel)")
     def generate(request: GenerateRequest) -> dict:
