@@ -99,6 +99,35 @@ def test_add_noise_hits_the_requested_snr(target):
     np.testing.assert_array_equal(out, again)
 
 
+@pytest.mark.parametrize("exponent", [1.0, 2.0])
+def test_coloured_noise_hits_the_snr_and_tilts_its_spectrum(exponent):
+    """Pink (1) and brown (2) noise keep the exact SNR; their power per octave band falls by
+    about 3 dB per octave per unit of exponent (white noise's rises by 3 dB)."""
+    sr, wave = SR, tone(300.0, 2.0)
+    added = {e: add_noise(wave, 0.0, np.random.default_rng(0), exponent=e) - wave
+             for e in (0.0, exponent)}
+    assert snr_db(wave, wave + added[exponent]) == pytest.approx(0.0, abs=0.5)  # dB
+
+    def band_db(x, low):  # power in [low, 2 low) Hz
+        f = np.fft.rfftfreq(x.size, 1 / sr)
+        p = np.abs(np.fft.rfft(x)) ** 2
+        return 10 * np.log10(p[(f >= low) & (f < 2 * low)].sum())
+    white = band_db(added[0.0], 2000) - band_db(added[0.0], 1000)
+    coloured = band_db(added[exponent], 2000) - band_db(added[exponent], 1000)
+    assert white == pytest.approx(3.0, abs=0.5)
+    assert coloured == pytest.approx(3.0 - 3.0 * exponent, abs=0.5)
+
+
+def test_white_noise_draws_what_it_always_drew():
+    """exponent 0 is the plain Gaussian draw, so configs without a colour keep their copies."""
+    wave = tone(300.0, 0.5)
+    rng = np.random.default_rng(3)
+    draw = np.random.default_rng(3).standard_normal(wave.size)
+    out = add_noise(wave, 10.0, rng)
+    scale = np.sqrt(np.mean(np.square(wave, dtype=np.float64)) / 10.0 / np.mean(draw**2))
+    np.testing.assert_allclose(out, wave + draw * scale, atol=1e-6)
+
+
 def test_add_noise_leaves_silence_alone():
     silent = np.zeros(1000, np.float32)
     np.testing.assert_array_equal(add_noise(silent, 10.0, np.random.default_rng(0)), silent)

@@ -13,6 +13,7 @@ import numpy as np
 import soxr
 from scipy.signal import fftconvolve
 
+from sonic.audio.synths import noise as coloured_noise
 from sonic.config import AugmentConfig, RangeAug
 
 # The order augment_clip applies ops in: the three resampling/vocoder ops change the length and
@@ -91,8 +92,9 @@ def change_speed(wave: np.ndarray, factor: float) -> np.ndarray:
     return _as_float32(soxr.resample(_as_float32(wave), factor, 1.0, quality="HQ"))
 
 
-def add_noise(wave: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Add white Gaussian noise at exactly ``snr_db`` relative to the clip's mean power.
+def add_noise(wave: np.ndarray, snr_db: float, rng: np.random.Generator,
+              exponent: float = 0.0) -> np.ndarray:
+    """Add Gaussian noise at exactly ``snr_db`` relative to the clip's mean power.
 
     The drawn noise is rescaled to its target power, so the realised SNR is exact rather than
     correct only on average. A silent clip (zero power) is returned unchanged.
@@ -105,6 +107,9 @@ def add_noise(wave: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.n
         Signal-to-noise ratio in dB.
     rng : np.random.Generator
         Source of the noise.
+    exponent : float
+        Spectral slope: the noise's power goes as ``1 / f**exponent`` (0 white, 1 pink,
+        2 brown). Real backgrounds (traffic, wind, rooms) are closer to pink than to white.
 
     Returns
     -------
@@ -115,7 +120,10 @@ def add_noise(wave: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.n
     power = float(np.mean(np.square(wave, dtype=np.float64)))
     if power == 0.0 or wave.size == 0:
         return wave.copy()
-    noise = rng.standard_normal(wave.size)
+    if exponent == 0.0:
+        noise = rng.standard_normal(wave.size)
+    else:
+        noise = coloured_noise(rng, wave.size, exponent)
     noise *= np.sqrt(power / 10.0 ** (snr_db / 10.0) / np.mean(noise**2))
     return _as_float32(wave + noise)
 
@@ -250,7 +258,7 @@ def _apply(
     if name == "time_shift":
         return time_shift(wave, strength)
     if name == "noise":
-        return add_noise(wave, strength, rng)
+        return add_noise(wave, strength, rng, cfg.noise_exponent)
     raise ValueError(f"unknown augmentation {name!r}")
 
 

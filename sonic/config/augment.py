@@ -30,6 +30,7 @@ class AugmentConfig:
     pitch_shift: RangeAug = RangeAug(0.5, -2.0, 2.0)  # semitones
     speed: RangeAug = RangeAug(0.3, 0.9, 1.1)  # resampling factor (pitch and tempo together)
     noise: RangeAug = RangeAug(0.5, 10.0, 30.0)  # SNR in dB
+    noise_exponent: float = bounded(0.0, 0.0, 2.0)  # noise power ~ 1/f**exponent: 0 white, 1 pink
     time_shift: RangeAug = RangeAug(0.5, -0.2, 0.2)  # fraction of the clip, circular
     reverb: RangeAug = RangeAug(0.3, 0.2, 0.8)  # RT60 in seconds
     reverb_wet: float = bounded(0.3, **PROBABILITY)  # wet/dry mix of the reverb
