@@ -49,7 +49,8 @@ def sample_like(G: Generator, labels: np.ndarray, seed: int, mean: float, std: f
     """One generated spectrogram per entry of ``labels`` (N,): a generated twin of a labelled
     set, with its size and class balance (the CAS training set)."""
     z = torch.randn(len(labels), G.z_dim, generator=torch.Generator().manual_seed(seed))
-    x = generate(G, z, torch.as_tensor(labels, dtype=torch.long))[:, 0].numpy()
+    # a copy: labels may be a read-only memory map, which torch will not wrap
+    x = generate(G, z, torch.from_numpy(np.array(labels, dtype=np.int64)))[:, 0].numpy()
     return Samples(on_feature_scale(x, mean, std, top_db), np.asarray(labels))
 
 
