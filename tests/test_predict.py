@@ -152,6 +152,20 @@ def test_cli_formats_and_exit_codes(trained, tmp_path: Path) -> None:
     assert empty.returncode == 1 and "file not found" in empty.stderr
 
 
+def test_a_reader_that_leaves_early_ends_predict_quietly(trained) -> None:
+    """``sonic predict … | head``: once the pipe's reader is gone, predict stops with the
+    shell's SIGPIPE status and no traceback."""
+    files = sorted((trained.data / "train" / "low").glob("*.wav"))[:2]
+    proc = subprocess.Popen([sys.executable, "-m", "sonic", "predict", *map(str, files),
+                             "--models-dir", str(trained.models), "--format", "json"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc.stdout.close()  # the reader leaves before the first line
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141, err.decode()
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
+
+
 def test_checkpoint_file_as_model(trained) -> None:
     proc = sonic("predict", str(trained.data / "train" / "high"), "--model",
                  str(trained.models / "resnet.pt"), "--format", "json")
