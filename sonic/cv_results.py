@@ -156,12 +156,15 @@ def history_table(history: list[dict]) -> list[str]:
     return lines
 
 
-def study_row(cv: Path, fold: int, name: str, change: str) -> dict:
-    """One development-fold experiment: its test accuracy per model and its training time."""
+def study_row(cv: Path, fold: int, name: str, change: str, repeat_of: str | None = None) -> dict:
+    """One development-fold experiment: its test accuracy per model and its training time.
+    ``repeat_of`` names the experiment this one repeats with only the training seed changed."""
     scores = json.loads((cv / str(fold) / "evaluate/metrics.json").read_text())["test"]
     row = {"name": name, "fold": fold, "change": change,
            "accuracy": {m: s["accuracy"] for m, s in scores.items()}, "time": {},
            "machine": cpu_model(), "date": dt.date.today().isoformat()}
+    if repeat_of:
+        row["repeat_of"] = repeat_of
     for run in sorted((cv / str(fold)).glob("train_*/run.json")):
         r = json.loads(run.read_text())
         summary = json.loads((run.parent / "metrics.json").read_text())
@@ -227,6 +230,30 @@ def study_table(study: list[dict]) -> list[str]:
             lines.append(f"| `{row['name']}` | {row['change']} | {model} | {t.get('epochs', '–')}"
                          f" | {pct(acc)} | " + (f"{t['wall_time_s'] / 60:.1f} min | "
                                                f"{t['samples_per_s']:.0f} |" if t else "– | – |"))
+    return lines
+
+
+def seed_spread(study: list[dict]) -> list[str]:
+    """For each experiment that others repeat with another training seed (``repeat_of``), the
+    spread of its development-fold accuracy over all its runs: the noise a one-run change has
+    to clear before it means anything."""
+    lines = []
+    for row in study:
+        runs = [row] + [r for r in study if r.get("repeat_of") == row["name"]]
+        if len(runs) < 2:
+            continue
+        for model, acc in row["accuracy"].items():
+            accs = [r["accuracy"][model] for r in runs if model in r["accuracy"]]
+            spread, names = mean_sd(accs), ", ".join(f"`{r['name']}`" for r in runs)
+            lines.append(
+                f"Seed noise: `{row['name']}` ({model}) trained {len(accs)} times with only the "
+                f"training seed changed ({names}) scores "
+                f"{', '.join(pct(a) for a in accs)} on the development fold: "
+                f"**{pct(spread['mean'])} ± {pct(spread['sd'])}** (mean ± sd), "
+                f"{pct(min(accs))}–{pct(max(accs))}. A change measured by one run on this fold "
+                f"differs from its recipe by chance by about {pct(np.sqrt(2) * spread['sd'])} "
+                "points (sd of a difference of two runs), so only a larger gain, or the mean of "
+                "several seeds, says that it helped.")
     return lines
 
 
@@ -333,6 +360,7 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
         "",
         *study_table(study),
         "",
+        *(line for spread in seed_spread(study) for line in (spread, "")),
     ]
     return "\n".join(text)
 
@@ -364,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--fold", type=int, default=1)
     s.add_argument("--name", required=True)
     s.add_argument("--change", required=True, help="what this experiment changed")
+    s.add_argument("--repeat-of", default=None, metavar="NAME",
+                   help="the study's experiment this one repeats with another training seed")
     s.add_argument("--out", type=Path, required=True)
     g = sub.add_parser("page", help="the Markdown page and the accuracy-against-compute plot")
     g.add_argument("--results", type=Path, default=Path("metrics/esc50_cv"))
@@ -385,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.what == "study":
         path = args.out / "study.json"
         study = json.loads(path.read_text()) if path.exists() else []
-        row = study_row(args.cv, args.fold, args.name, args.change)
+        row = study_row(args.cv, args.fold, args.name, args.change, args.repeat_of)
         study = [r for r in study if r["name"] != args.name] + [row]
         write_json(path, study)
         print("\n".join(study_table(study)))

@@ -90,6 +90,34 @@ def test_study_rows_and_the_page_from_files(tmp_path):
     assert plot.stat().st_size > 0 and (out / "confusion_resnet.png").exists()
 
 
+def test_the_page_gives_the_seed_noise_of_a_repeated_recipe(tmp_path):
+    """Runs marked --repeat-of are pooled with their recipe: mean ± sd (ddof 1) and range."""
+    cv = fake_cv(tmp_path, {1: 3, 2: 4})
+    out = tmp_path / "results"
+    main(["collect", "--cv", str(cv), "--folds", "1", "2", "--dev-fold", "1", "--out", str(out),
+          "--command", "dvc exp run -n recipe"])
+    main(["study", "--cv", str(cv), "--name", "recipe", "--change", "the recipe", "--out",
+          str(out)])
+    study_path = out / "study.json"
+    study = json.loads(study_path.read_text())
+    for name, acc in (("seed1", 0.70), ("seed2", 0.65)):  # two more seeds of the recipe
+        study.append({**study[0], "name": name, "accuracy": {"resnet": acc},
+                      "repeat_of": "recipe"})
+    study.append({**study[0], "name": "other", "accuracy": {"resnet": 0.5}})  # not a repeat
+    study_path.write_text(json.dumps(study))
+    doc = tmp_path / "esc50.md"
+    main(["page", "--results", str(out), "--doc", str(doc), "--plot", str(tmp_path / "p.png")])
+    text = doc.read_text()
+    spread = mean_sd([0.75, 0.70, 0.65])
+    assert (f"scores 75.0, 70.0, 65.0 on the development fold: **70.0 ± "
+            f"{100 * spread['sd']:.1f}** (mean ± sd), 65.0–75.0") in text
+    assert f"by about {100 * np.sqrt(2) * spread['sd']:.1f} points" in text
+    assert text.count("Seed noise:") == 1  # `other` repeats nothing and has no repeats
+    main(["study", "--cv", str(cv), "--name", "again", "--change", "seed 3", "--repeat-of",
+          "recipe", "--out", str(out)])
+    assert json.loads(study_path.read_text())[-1]["repeat_of"] == "recipe"
+
+
 def test_a_new_recipe_keeps_the_run_it_replaces_in_the_history(tmp_path):
     cv = fake_cv(tmp_path, {1: 3, 2: 4})
     out = tmp_path / "results"
