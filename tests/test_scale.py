@@ -247,6 +247,9 @@ def test_two_gloo_processes_train_like_one(staged):
     one_metrics, one_run, one_ckpt = train_with(staged, 1)
     two_metrics, two_run, two_ckpt = train_with(staged, 2)
     assert (one_run["processes"], two_run["processes"]) == (1, 2)
+    here = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                          capture_output=True, text=True, check=True).stdout
+    assert one_run["threads"] == int(here)  # the run's numbers depend on it
     assert one_run["train_samples"] == two_run["train_samples"]
     assert abs(one_metrics["val"]["accuracy"] - two_metrics["val"]["accuracy"]) <= 1 / 12 + 1e-9
     assert two_metrics["val"]["loss"] == pytest.approx(one_metrics["val"]["loss"], abs=0.1)

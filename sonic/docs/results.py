@@ -69,7 +69,9 @@ def classifiers(root: Path, prov: Provenance) -> str | None:
             row[1] = f"{run['parameters'] / 1e6:.2f} M"
             row[2] = f"{live['best_epoch']} of {live['epochs']}"
             row[6] = (f"{run['wall_time_s']:.0f} s, {run['samples_per_s']:.0f} samples/s, "
-                      f"{run['precision']}, {plural(run['processes'], 'process', 'processes')}")
+                      f"{run['precision']}, {plural(run['processes'], 'process', 'processes')}"
+                      + (f" × {plural(run['threads'], 'thread', 'threads')}"
+                         if "threads" in run else ""))
         rows.append(row)
     body = table(["model", "parameters", "kept epoch", f"**test** accuracy / macro-F1 "
                   f"({test['clips']} clips)", "test log loss / ECE",

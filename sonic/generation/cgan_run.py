@@ -110,6 +110,7 @@ def train_and_save_cgan(cfg: CGANConfig, features: FeatureConfig, *, features_di
     live.summary = rounded({"cgan": {"d_loss": last["d_loss"], "g_loss": last["g_loss"]}})
     live.end()
     write_details(live_dir / "run.json", {**last, "train_clips": len(data.train),
+                                          "threads": torch.get_num_threads(),
                                           "wall_time_s": time.perf_counter() - t0})
     if resume_file is not None:
         resume_file.clear()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from sonic.config.features import FeatureConfig
 from sonic.config.invert import InvertConfig
@@ -50,7 +51,8 @@ def train_and_compare_inverter(cfg: InvertConfig, features: FeatureConfig, *,
         "spectral_convergence": {k: {"value": v[0], "ci": [v[1], v[2]]}
                                  for k, v in intervals.items()},
         "loss": float(np.mean(losses[-20:])), "eval_clips": len(held),
-        "train_clips": len(train), "wall_time_s": time.perf_counter() - t0})
+        "train_clips": len(train), "threads": torch.get_num_threads(),
+        "wall_time_s": time.perf_counter() - t0})
     print(f"train_inverter: {cfg.steps} steps on {len(train)} clips in "
           f"{time.perf_counter() - t0:.0f} s; spectral convergence on {len(held)} held-out "
           "clips: " + ", ".join(f"{k} {v[0]:.3f}" for k, v in intervals.items()))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dvclive import Live
+import torch
 from torch import nn
 
 from sonic.config.features import FeatureConfig
@@ -56,7 +57,8 @@ def run_details(data: ClassifierData, model: nn.Module, result: TrainResult, sel
             "train_clips": data.train_clips, "train_samples": len(data.train),
             "val_clips": len(data.val), "parameters": sum(p.numel() for p in model.parameters()),
             "precision": "bf16" if result.bf16 else "fp32", "device": device_type,
-            "processes": world, "resumed_after_epoch": result.resumed_from,
+            "processes": world, "threads": torch.get_num_threads(),
+            "resumed_after_epoch": result.resumed_from,
             "samples_per_s": result.samples_per_s, "wall_time_s": seconds}
 
 
