@@ -4,14 +4,19 @@
 and writes, under ``--out``: ``results.json`` (per fold, mean ± sd (ddof 1), the mean of the
 folds no study choice looked at, per class, compute per clip and time per fold, with the
 machine, date and command), ``per_class.csv`` and ``confusion_<model>.png`` (one confusion over
-all folds). ``study`` records one development-fold experiment in ``study.json``; ``page``
-writes the Markdown page and the accuracy-against-compute plot from those two files only, so
-the page can be regenerated (and checked) anywhere::
+all folds). ``study`` records one development-fold experiment in ``study.json``. ``ensemble``
+scores the average of finished cross-validation experiments (the same recipe trained with other
+seeds, say) on every fold, their checkpoints read through DVC at each experiment's revision — no
+retraining — into ``ensembles.json``. ``page`` writes the Markdown page and the
+accuracy-against-compute plot from those files only, so the page can be regenerated (and
+checked) anywhere::
 
     python -m sonic.cv_results collect --cv data/cv --dev-fold 1 --out metrics/esc50_cv \\
         --command "dvc exp run -n esc50_cv ..."
     python -m sonic.cv_results study --name dev_bc --cv data/cv --fold 1 \\
         --change "between-class mixing" --out metrics/esc50_cv
+    python -m sonic.cv_results ensemble --name esc50_cv_seeds --exp esc50_cv --exp esc50_cv_s1 \\
+        --dev-fold 1 --out metrics/esc50_cv
     python -m sonic.cv_results page --results metrics/esc50_cv --doc docs/esc50.md \\
         --plot plots/esc50_accuracy_vs_compute.png
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import json
 import re
 from pathlib import Path
@@ -100,6 +106,112 @@ def collect(cv: Path, folds: Sequence[int], dev_fold: int | None, command: str) 
                                              n_frames)
         out["models"][model] = entry
     return out
+
+
+def member_checkpoint(repo: Path, rev: str, fold: int, model: str, into: Path) -> Path:
+    """``data/cv/<fold>/models/<model>.pt`` as experiment (or commit) ``rev`` left it, read
+    through DVC from the cache or the remote, copied to ``into``."""
+    import dvc.api
+
+    path = f"data/cv/{fold}/models/{model}.pt"
+    target = into / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', rev)}_{fold}_{model}.pt"
+    try:
+        with dvc.api.open(path, repo=str(repo), rev=rev, mode="rb") as f:
+            target.write_bytes(f.read())
+    except Exception as err:  # noqa: BLE001 - DVC's errors differ by what is missing
+        raise SystemExit(f"cv_results ensemble: no {path} at {rev!r} ({type(err).__name__}: "
+                         f"{err}); run that fold in the experiment, or `dvc exp pull` it") \
+            from None
+    return target
+
+
+def ensemble(repo: Path, exps: Sequence[str], folds: Sequence[int], dev_fold: int | None,
+             model: str, features: Path, command: str) -> dict:
+    """The average of the class probabilities of experiments ``exps`` (each a finished
+    cross-validation of ``model``) on every held-out clip of every fold: per fold, mean ± sd,
+    the mean of the folds no choice saw, per class, each member's own figures, and compute (the
+    members' sum). Every member must have been trained on the same features and folds."""
+    import tempfile
+
+    import dvc.api
+
+    from sonic.features.store import load_features
+    from sonic.models.checkpoint import load_classifier
+
+    feats = load_features(features)
+    out: dict = {"members": list(exps), "model": model, "machine": cpu_model(),
+                 "date": dt.date.today().isoformat(), "command": command, "folds": list(folds),
+                 "dev_fold": dev_fold}
+    per_fold, member_acc, preds = {}, {e: {} for e in exps}, []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in folds:
+            splits = {e: dvc.api.read(f"data/cv/{k}/split.csv", repo=str(repo), rev=e)
+                      for e in exps}
+            if len(set(splits.values())) > 1:
+                raise SystemExit(f"cv_results ensemble: the experiments split fold {k} "
+                                 "differently; an ensemble needs the same folds")
+            roles = pd.read_csv(io.StringIO(splits[exps[0]]), dtype=str, keep_default_na=False)
+            test = roles[roles["role"] == "test"]
+            members = [load_classifier(member_checkpoint(repo, e, k, model, Path(tmp)))
+                       for e in exps]
+            if any(m.features != members[0].features for m in members):
+                raise SystemExit(f"cv_results ensemble: fold {k}'s members were trained on "
+                                 "different features; an ensemble needs the same ones")
+            db = np.asarray(feats.mels[feats.rows(test["clip_id"])])
+            if db.shape[1:] != (members[0].features.n_mels, members[0].features.n_frames):
+                raise SystemExit(f"cv_results ensemble: {features} holds {db.shape[1:]} "
+                                 "spectrograms, not the members' features; `dvc exp apply` "
+                                 "one of the experiments first")
+            classes = members[0].classes
+            truth = test["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+            probs = [m.predict(db)["probs"] for m in members]
+            for e, p in zip(exps, probs):
+                member_acc[e][str(k)] = float((p.argmax(1) == truth).mean())
+            mean = np.mean(probs, axis=0).argmax(1)
+            per_fold[str(k)] = float((mean == truth).mean())
+            preds.append(pd.DataFrame({"actual": test["label"].to_numpy(),
+                                       "predicted": [classes[i] for i in mean]}))
+        n_frames = members[0].features.n_frames
+        compute = [model_compute(member_checkpoint(repo, e, folds[0], model, Path(tmp)),
+                                 n_frames) for e in exps]
+    pooled = pd.concat(preds)
+    per_class = (pooled["actual"] == pooled["predicted"]).groupby(pooled["actual"]).mean()
+    out["accuracy"] = figures(per_fold, dev_fold)
+    out["member_accuracy"] = {e: figures(a, dev_fold) for e, a in member_acc.items()}
+    out["per_class"] = {c: float(a) for c, a in per_class.sort_index().items()}
+    out["compute"] = {key: sum(c[key] for c in compute) for key in ("params_m", "mflops")}
+    out["clips"] = len(pooled)
+    return out
+
+
+def figures(per_fold: dict[str, float], dev_fold: int | None) -> dict:
+    """Per-fold accuracies with their mean ± sd and the mean of the folds no choice saw."""
+    unseen = [a for k, a in per_fold.items() if int(k) != dev_fold]
+    return {"per_fold": per_fold, **mean_sd(list(per_fold.values())),
+            "unseen_folds_mean": float(np.mean(unseen)) if unseen else None}
+
+
+def ensemble_table(ensembles: list[dict]) -> list[str]:
+    """One block per ensemble: each member's five-fold figures, then the ensemble's."""
+    lines = []
+    for e in ensembles:
+        folds = [str(k) for k in e["folds"]]
+        dev = str(e.get("dev_fold"))
+        head = " | ".join(f"fold {k}{' (dev)' if k == dev else ''}" for k in folds)
+        lines += [f"| `{e['name']}`: {e['model']} | MFLOPs / clip | {head} | mean ± sd | "
+                  "mean of the folds no choice saw |",
+                  "|---|---|" + "---|" * len(folds) + "---|---|"]
+        rows = [(f"member `{m}`", e["compute"]["mflops"] / len(e["members"]), a)
+                for m, a in e["member_accuracy"].items()]
+        rows.append(("**average of the members' probabilities**", e["compute"]["mflops"],
+                     e["accuracy"]))
+        for label, mflops, a in rows:
+            sd = f" ± {pct(a['sd'])}" if a["sd"] is not None else ""
+            lines.append(f"| {label} | {mflops:.0f} | " + " | ".join(
+                pct(a["per_fold"][k]) for k in folds) + f" | **{pct(a['mean'])}**{sd} | "
+                f"{pct(a['unseen_folds_mean'])} |")
+        lines += ["", f"Machine: {e['machine']}; {e['date']}. Command: `{e['command']}`", ""]
+    return lines
 
 
 def confusion_png(cv: Path, folds: Sequence[int], model: str, path: Path) -> None:
@@ -237,13 +349,14 @@ def seed_spread(study: list[dict]) -> list[str]:
     """For each experiment that others repeat with another training seed (``repeat_of``), the
     spread of its development-fold accuracy over all its runs: the noise a one-run change has
     to clear before it means anything."""
-    lines = []
+    lines, groups = [], []
     for row in study:
         runs = [row] + [r for r in study if r.get("repeat_of") == row["name"]]
         if len(runs) < 2:
             continue
         for model, acc in row["accuracy"].items():
             accs = [r["accuracy"][model] for r in runs if model in r["accuracy"]]
+            groups.append(np.asarray(accs) - np.mean(accs))
             spread, names = mean_sd(accs), ", ".join(f"`{r['name']}`" for r in runs)
             lines.append(
                 f"Seed noise: `{row['name']}` ({model}) trained {len(accs)} times with only the "
@@ -254,10 +367,17 @@ def seed_spread(study: list[dict]) -> list[str]:
                 f"differs from its recipe by chance by about {pct(np.sqrt(2) * spread['sd'])} "
                 "points (sd of a difference of two runs), so only a larger gain, or the mean of "
                 "several seeds, says that it helped.")
+    if len(groups) > 1:  # each group's sd rests on few runs: pool them (ddof: one per group)
+        dof = sum(len(g) - 1 for g in groups)
+        pooled = float(np.sqrt(sum(float((g ** 2).sum()) for g in groups) / dof))
+        lines.append(f"Pooled over these {len(groups)} repeated recipes ({dof} degrees of "
+                     f"freedom), one run's seed sd is **{pct(pooled)}** points and a one-run "
+                     f"difference carries about {pct(np.sqrt(2) * pooled)}.")
     return lines
 
 
-def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None) -> None:
+def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None,
+                  ensembles: list[dict] | None = None) -> None:
     """Accuracy against MFLOPs per clip (log scale): Sonic's models beside the anchors."""
     import matplotlib
 
@@ -284,6 +404,11 @@ def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None) 
             c, acc = e["compute"], e["accuracy"]
             ax.errorbar(c["mflops"], 100 * acc["mean"], yerr=100 * (acc["sd"] or 0), fmt="o",
                         capsize=3, label=f"Sonic {model} ({c['params_m']:.2f} M)")
+    for e in ensembles or []:
+        c, acc = e["compute"], e["accuracy"]
+        ax.errorbar(c["mflops"], 100 * acc["mean"], yerr=100 * (acc["sd"] or 0), fmt="D",
+                    capsize=3, label=f"Sonic {len(e['members'])} × {e['model']}, averaged "
+                                     f"({c['params_m']:.2f} M)")
     ax.set_xscale("log")
     ax.set_xlim(1, 3000)
     ax.set_xlabel("MFLOPs per clip (log scale)")
@@ -297,7 +422,7 @@ def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None) 
 
 
 def page(results: dict, study: list[dict], plot: str, confusion: str,
-         history: list[dict] | None = None) -> str:
+         history: list[dict] | None = None, ensembles: list[dict] | None = None) -> str:
     """The ESC-50 page: how to run it, the five-fold figures, the study, the anchors."""
     best = best_model(results)
     acc = results["models"][best]["accuracy"]
@@ -340,6 +465,12 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
         "",
         f"![confusion over all folds]({confusion})",
         "",
+        *(["## Ensembles of five-fold runs", "",
+           "The same recipe trained again with other seeds, each a five-fold experiment; "
+           "the ensemble averages their class probabilities on every held-out clip, so it costs "
+           "the members' compute together. Scored by `python -m sonic.cv_results ensemble` "
+           "from the experiments' checkpoints (read through DVC, nothing retrained).", "",
+           *ensemble_table(ensembles)] if ensembles else []),
         *(["## Earlier five-fold runs", "",
            "The runs this recipe replaced, same protocol (their commands in "
            "metrics/esc50_cv/history.json):", "", *history_table(history), ""]
@@ -373,8 +504,11 @@ def page_from_files(results_dir: Path, plot: Path, root: Path = Path(".")) -> st
     study = json.loads(study_path.read_text()) if study_path.exists() else []
     history_path = root / results_dir / "history.json"
     history = json.loads(history_path.read_text()) if history_path.exists() else []
+    ensembles_path = root / results_dir / "ensembles.json"
+    ensembles = json.loads(ensembles_path.read_text()) if ensembles_path.exists() else []
     confusion = results_dir / f"confusion_{best_model(results)}.png"
-    return page(results, study, str(Path("..") / plot), str(Path("..") / confusion), history)
+    return page(results, study, str(Path("..") / plot), str(Path("..") / confusion), history,
+                ensembles)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -395,6 +529,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--repeat-of", default=None, metavar="NAME",
                    help="the study's experiment this one repeats with another training seed")
     s.add_argument("--out", type=Path, required=True)
+    e = sub.add_parser("ensemble", help="score the average of finished cross-validation "
+                                        "experiments into ensembles.json")
+    e.add_argument("--name", required=True)
+    e.add_argument("--exp", action="append", required=True, metavar="REV",
+                   help="an experiment name (or any git revision) with the folds' checkpoints; "
+                        "give it twice or more")
+    e.add_argument("--model", default="resnet", help="which of cv.models (default resnet)")
+    e.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    e.add_argument("--dev-fold", type=int, default=None)
+    e.add_argument("--features", type=Path, default=Path("data/features"))
+    e.add_argument("--repo", type=Path, default=Path("."))
+    e.add_argument("--out", type=Path, required=True)
     g = sub.add_parser("page", help="the Markdown page and the accuracy-against-compute plot")
     g.add_argument("--results", type=Path, default=Path("metrics/esc50_cv"))
     g.add_argument("--doc", type=Path, default=Path("docs/esc50.md"))
@@ -419,12 +565,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         study = [r for r in study if r["name"] != args.name] + [row]
         write_json(path, study)
         print("\n".join(study_table(study)))
+    elif args.what == "ensemble":
+        if len(args.exp) < 2:
+            raise SystemExit("cv_results ensemble: an ensemble needs two or more --exp")
+        command = ("python -m sonic.cv_results ensemble --name " + args.name + "".join(
+            f" --exp {x}" for x in args.exp) + f" --model {args.model}" + (
+            f" --dev-fold {args.dev_fold}" if args.dev_fold else ""))
+        row = {"name": args.name, **ensemble(args.repo, args.exp, args.folds, args.dev_fold,
+                                            args.model, args.features, command)}
+        path = args.out / "ensembles.json"
+        rows = json.loads(path.read_text()) if path.exists() else []
+        write_json(path, [r for r in rows if r["name"] != args.name] + [row])
+        print("\n".join(ensemble_table([row])))
     else:
         write_text(args.doc, page_from_files(args.results, args.plot))
         results = json.loads((args.results / "results.json").read_text())
-        history_path = args.results / "history.json"
-        accuracy_plot(results, args.plot,
-                      json.loads(history_path.read_text()) if history_path.exists() else [])
+        extra = {name: json.loads((args.results / f"{name}.json").read_text())
+                 if (args.results / f"{name}.json").exists() else []
+                 for name in ("history", "ensembles")}
+        accuracy_plot(results, args.plot, extra["history"], extra["ensembles"])
         print(f"written {args.doc} and {args.plot}")
 
 

@@ -3,16 +3,19 @@ ESC-50 page regenerated from the committed files."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from sonic.config import FeatureConfig, ResNetConfig
-from sonic.cv_results import collect, main, mean_sd, page_from_files, study_row
+from sonic.cv_results import collect, main, mean_sd, model_compute, page_from_files, study_row
+from sonic.features.store import save_features
 from sonic.models import build_model
-from sonic.models.checkpoint import save_checkpoint
+from sonic.models.checkpoint import load_classifier, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["a", "b", "c"]
@@ -113,6 +116,15 @@ def test_the_page_gives_the_seed_noise_of_a_repeated_recipe(tmp_path):
             f"{100 * spread['sd']:.1f}** (mean ± sd), 65.0–75.0") in text
     assert f"by about {100 * np.sqrt(2) * spread['sd']:.1f} points" in text
     assert text.count("Seed noise:") == 1  # `other` repeats nothing and has no repeats
+    assert "Pooled" not in text  # one repeated recipe: its own sd is the estimate
+    study.append({**study[0], "name": "other_s2", "accuracy": {"resnet": 0.56},
+                  "repeat_of": "other"})  # a second recipe, repeated once
+    study_path.write_text(json.dumps(study))
+    main(["page", "--results", str(out), "--doc", str(doc), "--plot", str(tmp_path / "p.png")])
+    # pooled: deviations from each recipe's own mean, ddof one per recipe
+    pooled = np.sqrt((0.05 ** 2 + 0 + 0.05 ** 2 + 0.03 ** 2 + 0.03 ** 2) / (2 + 1))
+    assert (f"Pooled over these 2 repeated recipes (3 degrees of freedom), one run's seed sd is "
+            f"**{100 * pooled:.1f}** points") in doc.read_text()
     main(["study", "--cv", str(cv), "--name", "again", "--change", "seed 3", "--repeat-of",
           "recipe", "--out", str(out)])
     assert json.loads(study_path.read_text())[-1]["repeat_of"] == "recipe"
@@ -140,3 +152,80 @@ def test_the_committed_esc50_page_is_what_the_command_writes():
                                Path("plots/esc50_accuracy_vs_compute.png"), root=REPO)
     assert (REPO / "docs/esc50.md").read_text() == expected, (
         "docs/esc50.md is stale: run `python -m sonic.cv_results page`")
+
+
+def _git_dvc(repo: Path, *args: str) -> None:
+    import subprocess
+    import sys
+
+    cmd = ["git", *args[1:]] if args[0] == "git" else [sys.executable, "-m", "dvc", *args]
+    subprocess.run(cmd, cwd=repo, check=True, capture_output=True, timeout=120,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
+
+
+def test_an_ensemble_of_experiments_scores_the_mean_of_their_probabilities(tmp_path):
+    """Two cross-validation "experiments" (two commits of a DVC repository, each with its own
+    fold-1 checkpoint): `ensemble` reads both checkpoints through DVC at their revisions and
+    scores the average of their probabilities, each member's own accuracy beside it, the
+    members' compute summed; the page then shows it."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git_dvc(repo, "git", "init", "-q")
+    _git_dvc(repo, "init", "-q")
+    _git_dvc(repo, "config", "core.analytics", "false")
+    features = FeatureConfig(n_mels=16)
+    rng = np.random.default_rng(0)
+    n = 12
+    mels = rng.normal(-40, 10, (n, 16, features.n_frames)).astype(np.float32)
+    for i in range(n):  # each class loud in its own bands
+        mels[i, 5 * (i % 3):5 * (i % 3) + 5] += 30
+    labels = [CLASSES[i % 3] for i in range(n)]
+    index = pd.DataFrame({"clip_id": [f"c{i}" for i in range(n)], "source": "", "label": labels,
+                          "group": "", "role": "", "fold": 1})
+    save_features(repo / "data/features", mels, index)
+    fold = repo / "data/cv/1"
+    (fold / "models").mkdir(parents=True)
+    pd.DataFrame({"clip_id": index["clip_id"], "label": labels, "role": "test"}).to_csv(
+        fold / "split.csv", index=False)
+    revs, probs = [], []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = build_model("resnet", ResNetConfig(blocks=(1, 1), widths=(8, 8)), 3)
+        torch.nn.init.normal_(model.fc.weight, std=20.0)  # sure, and sure of different things
+        save_checkpoint(fold / "models/resnet.pt", "resnet", model, CLASSES, features, -40.0,
+                        10.0)
+        probs.append(load_classifier(fold / "models/resnet.pt").predict(mels)["probs"])
+        _git_dvc(repo, "add", "data/cv/1/models/resnet.pt", "data/cv/1/split.csv")
+        _git_dvc(repo, "git", "add", "-A")
+        _git_dvc(repo, "git", "commit", "-qm", f"seed {seed}")
+        revs.append(subprocess_out(repo, "git", "rev-parse", "HEAD"))
+    out = tmp_path / "metrics"
+    main(["ensemble", "--name", "two_seeds", "--exp", revs[0], "--exp", revs[1], "--folds", "1",
+          "--features", str(repo / "data/features"), "--repo", str(repo), "--out", str(out)])
+    row = json.loads((out / "ensembles.json").read_text())[0]
+    y = np.arange(n) % 3
+    assert row["accuracy"]["per_fold"]["1"] == pytest.approx(
+        float((np.mean(probs, axis=0).argmax(1) == y).mean()))
+    for rev, p in zip(revs, probs):
+        assert row["member_accuracy"][rev]["per_fold"]["1"] == pytest.approx(
+            float((p.argmax(1) == y).mean()))
+    assert np.abs(probs[0] - probs[1]).max() > 0.1  # two different members
+    single = model_compute(fold / "models/resnet.pt", features.n_frames)
+    assert row["compute"]["mflops"] == pytest.approx(2 * single["mflops"])
+    assert row["clips"] == n and set(row["per_class"]) == set(CLASSES)
+
+    results = collect(fake_cv(tmp_path / "five", {1: 4, 2: 2}), [1, 2], 1, "dvc exp run ...")
+    (out / "results.json").write_text(json.dumps(results))
+    text = page_from_files(out, Path("plots/p.png"), root=Path("/"))
+    assert "## Ensembles of five-fold runs" in text and "`two_seeds`" in text
+    assert "average of the members' probabilities" in text
+    with pytest.raises(SystemExit, match="two or more"):
+        main(["ensemble", "--name", "x", "--exp", revs[0], "--out", str(out)])
+
+
+def subprocess_out(repo: Path, *cmd: str) -> str:
+    import subprocess
+
+    return subprocess.run(cmd, cwd=repo, check=True, capture_output=True, text=True,
+                          timeout=60).stdout.strip()
