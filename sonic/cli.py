@@ -97,7 +97,8 @@ def predict(args: argparse.Namespace) -> int:
         try:
             params = EventParams(args.on, args.off, args.min_duration, args.merge_gap,
                                  None if args.gate_db == 0 else args.gate_db,
-                                 None if args.floor_db == 0 else args.floor_db)
+                                 None if args.floor_db == 0 else args.floor_db,
+                                 args.detector, args.on_db, args.off_db)
         except ValueError as err:
             print(f"sonic predict: {err}", file=sys.stderr)
             return EXIT_UNUSABLE
@@ -203,7 +204,7 @@ def _add_unknown_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_event_options(parser: argparse.ArgumentParser) -> None:
-    from sonic.inference.events import EventParams
+    from sonic.inference.events import DETECTORS, EventParams
 
     d = EventParams()
     g = parser.add_argument_group("events (docs/events.md)")
@@ -213,21 +214,32 @@ def _add_event_options(parser: argparse.ArgumentParser) -> None:
                         "<stem>.txt")
     g.add_argument("--events-dir", type=Path, default=Path("events"),
                    help="where the event files go (default: ./events)")
+    g.add_argument("--detector", choices=DETECTORS, default=d.detector,
+                   help="activity: events where sound rises over the file's noise floor, each "
+                        "labelled with its most probable class; probability: where a class's "
+                        f"probability passes --on (default {d.detector}; a file without a noise "
+                        "floor always uses probability)")
+    g.add_argument("--on-db", type=float, default=d.on_db, metavar="DB",
+                   help=f"activity: dB over the noise floor that starts an event (default "
+                        f"{d.on_db:g})")
+    g.add_argument("--off-db", type=float, default=d.off_db, metavar="DB",
+                   help=f"activity: dB over the floor below which it ends (default {d.off_db:g})")
     g.add_argument("--on", type=_probability, default=d.on,
-                   help=f"probability that starts an event (default {d.on:g})")
+                   help=f"probability: probability that starts an event (default {d.on:g})")
     g.add_argument("--off", type=_probability, default=d.off,
-                   help=f"probability below which it ends (default {d.off:g})")
+                   help=f"probability: probability below which it ends (default {d.off:g})")
     g.add_argument("--min-duration", type=float, default=d.min_duration, metavar="S",
                    help=f"shorter events are dropped (default {d.min_duration:g} s)")
     g.add_argument("--merge-gap", type=float, default=d.merge_gap, metavar="S",
                    help=f"events of a class closer than this are joined (default "
                         f"{d.merge_gap:g} s)")
     g.add_argument("--gate-db", type=float, default=d.gate_db, metavar="DB",
-                   help=f"windows this far below the loudest are background; 0: no gate "
+                   help=f"probability: windows this far below the loudest are background; "
+                        f"0: no gate "
                         f"(default {d.gate_db:g} dB)")
     g.add_argument("--floor-db", type=float, default=d.floor_db, metavar="DB",
-                   help=f"windows at most this far over the file's noise floor are background; "
-                        f"0: no floor gate (default {d.floor_db:g} dB)")
+                   help=f"probability: windows at most this far over the file's noise floor "
+                        f"are background; 0: no floor gate (default {d.floor_db:g} dB)")
 
 
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ session (tones: low 220 Hz, mid 880 Hz, high 2500 Hz)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,7 +16,8 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from sonic.inference.events import (FLOOR_MIN_WINDOWS, Event, EventParams, background, detect,
+from sonic.inference.events import (ACTIVITY_SMOOTH_S, DETECTORS, FLOOR_MIN_WINDOWS, Event,
+                                    EventParams, _runs, activity, background, detect,
                                     frame_probs, gate, hysteresis, prediction_events,
                                     top1_events)
 from sonic.inference.predictor import Predictor
@@ -89,14 +91,77 @@ def test_the_floor_gate_drops_windows_at_the_noise_floor_but_not_a_steady_sound(
         EventParams(floor_db=0.0)
 
 
+def band_noise(seconds: float, rng: np.random.Generator, step: float = 0.02,
+               n_mels: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Frames of coloured background noise: each band's level falls 0.5 dB per band (more
+    energy low, as pink noise) and ripples by ±1.5 dB from frame to frame."""
+    times = np.arange(0.0, seconds, step)
+    tilt = -0.5 * np.arange(n_mels)
+    return (-40 + tilt + 1.5 * rng.standard_normal((len(times), n_mels))), times
+
+
+def test_activity_finds_a_narrow_band_sound_over_coloured_noise() -> None:
+    """A sound 8 dB up in 6 of 64 bands (a horn) from 2 to 3 s and a broad one 3 dB up in every
+    band from 5 to 7 s, over tilted noise: both found, to within a smoothing span, and nothing
+    else — not the noise's ripple, not its louder low bands."""
+    rng = np.random.default_rng(0)
+    db, times = band_noise(10.0, rng)
+    horn = (times >= 2) & (times < 3)
+    broad = (times >= 5) & (times < 7)
+    db[np.ix_(horn, np.arange(30, 36))] += 8.0
+    db[broad] += 3.0
+    active = activity(db.astype(np.float16), times, on_db=2.5, off_db=0.5)
+    runs = [(times[a], times[b - 1]) for a, b in _runs(active)]
+    assert len(runs) == 2, runs
+    for (onset, offset), (a, b) in zip(runs, [(2, 3), (5, 7)]):
+        assert abs(onset - a) <= ACTIVITY_SMOOTH_S and abs(offset - b) <= ACTIVITY_SMOOTH_S
+    assert not activity(band_noise(10.0, rng)[0], times, 2.5, 0.5).any()  # noise alone
+
+
+def test_activity_events_take_the_class_with_the_highest_curve_over_each_sound() -> None:
+    """Windows of 1 s every 0.25 s; class "a" is most probable around the first sound, "b"
+    around the second, though neither passes the probability detector's `on`: the activity
+    detector finds both with the right labels and the mean curve as confidence; a file
+    without a noise floor (too few windows) falls back to the probability detector."""
+    rng = np.random.default_rng(1)
+    db, times = band_noise(10.0, rng)
+    for a, b in [(2, 3), (6, 7.5)]:
+        db[(times >= a) & (times < b)] += 10.0
+    starts = np.arange(0.0, 9.01, 0.25)
+    centre = starts + 0.5
+    pa = np.where((centre > 1.5) & (centre < 3.5), 0.45, 0.3)
+    pb = np.where((centre > 5.5) & (centre < 8.0), 0.45, 0.3)
+    probs = np.stack([pa, pb, 1 - pa - pb], axis=1)
+    levels = np.where(((centre > 1.5) & (centre < 3.5)) | ((centre > 5.5) & (centre < 8)),
+                      -20.0, -40.0)
+    params = EventParams(min_duration=0.3, merge_gap=0.5)
+    events = detect(probs, starts, 1.0, 10.0, ["a", "b", "c"], params, levels, db, times)
+    assert [e.label for e in events] == ["a", "b"], events
+    assert abs(events[0].onset - 2) < 0.2 and abs(events[1].offset - 7.5) < 0.2
+    assert 0.3 < events[0].confidence <= 0.45
+    assert detect(probs, starts, 1.0, 10.0, ["a", "b", "c"],
+                  dataclasses.replace(params, detector="probability"), levels) == []
+    few = slice(0, FLOOR_MIN_WINDOWS - 1)
+    assert detect(probs[few], starts[few], 1.0, 2.5, ["a", "b", "c"], params, levels[few], db,
+                  times) == detect(probs[few], starts[few], 1.0, 2.5, ["a", "b", "c"],
+                                   dataclasses.replace(params, detector="probability"),
+                                   levels[few])
+    with pytest.raises(ValueError, match="off_db <= on_db"):
+        EventParams(on_db=1.0, off_db=2.0)
+    with pytest.raises(ValueError, match="detector must be one of"):
+        EventParams(detector="energy")
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
 def test_events_of_a_constructed_recording_land_within_a_window_of_the_truth(
-        trained, tmp_path: Path) -> None:
+        trained, tmp_path: Path, detector: str) -> None:
     """silence → low → silence → high → silence: exactly two events, the right classes, each
-    onset and offset within one window (0.5 s) of the truth; the plain top-1 labels the
-    silences too (as some class: that is what the level gate and thresholds are for)."""
+    onset and offset within one window (0.5 s) of the truth, by either detector; the plain
+    top-1 labels the silences too (as some class: that is what the level gate and thresholds
+    are for)."""
     path = write_parts(tmp_path / "sequence.wav", PARTS)
     result = Predictor.load("ensemble", trained.models).predict_file(path, windowing=WINDOW)
-    events = prediction_events(result)
+    events = prediction_events(result, EventParams(detector=detector))
     assert [e.label for e in events] == [label for _, _, label in TRUTH], events
     for event, (onset, offset, _) in zip(events, TRUTH):
         assert abs(event.onset - onset) <= WINDOW.window, event
@@ -129,9 +194,20 @@ def test_cli_writes_events_as_csv_json_and_audacity_labels(trained, tmp_path: Pa
     doc = json.loads((out / "sequence.events.json").read_text())
     assert [e["label"] for e in doc["events"]] == ["low", "high"]
     assert doc["params"]["on"] == EventParams().on
+    assert doc["params"]["detector"] == "activity"
     bad = sonic("predict", str(path), "--models-dir", str(trained.models), "--events",
                 "--on", "0.2", "--off", "0.6", "--events-dir", str(out))
     assert bad.returncode == 2 and "off <= on" in bad.stderr
+    bad = sonic("predict", str(path), "--models-dir", str(trained.models), "--events",
+                "--on-db", "1", "--off-db", "2", "--events-dir", str(out))
+    assert bad.returncode == 2 and "off_db <= on_db" in bad.stderr
+    prob = sonic("predict", str(path), "--models-dir", str(trained.models), "--model",
+                 "ensemble", "--window", "0.5", "--hop", "0.125", "--events", "--detector",
+                 "probability", "--events-dir", str(tmp_path / "prob"))
+    assert prob.returncode == 0, prob.stderr
+    doc = json.loads((tmp_path / "prob" / "sequence.events.json").read_text())
+    assert doc["params"]["detector"] == "probability"
+    assert [e["label"] for e in doc["events"]] == ["low", "high"]
 
 
 def test_api_returns_events_when_asked(trained, tmp_path: Path) -> None:
@@ -149,11 +225,19 @@ def test_api_returns_events_when_asked(trained, tmp_path: Path) -> None:
         refused = client.post("/api/predict", params={"events": "true", "on": 0.2, "off": 0.6},
                               files=files)
         assert refused.status_code == 422 and "off <= on" in refused.json()["detail"]
+        by_curve = client.post("/api/predict", params={"events": "true", "window": 0.5,
+                                                       "hop": 0.125, "detector": "probability"},
+                               files=files).json()
+        assert [e["label"] for e in by_curve["events"]] == ["low", "high"]
+        refused = client.post("/api/predict", params={"events": "true", "detector": "energy"},
+                              files=files)
+        assert refused.status_code == 422
 
 
 def test_soundscapes_are_built_with_references_and_scored(trained, tmp_path: Path) -> None:
     """Two 12 s soundscapes of the training tones over pink noise at 6 and 12 dB SNR: the
-    references match what was placed, and sed_eval scores the detections and the baseline."""
+    references match what was placed, and sed_eval scores the detections and the baseline;
+    the activity detector finds the tones that the probability detector misses."""
     clips = list_clips(trained.data / "train")
     assert len(clips) == 27 and {label for _, label in clips} == set(HZ)
     cfg = SceneConfig(duration=12.0, sample_rate=SR, events=5, snrs=(6.0, 12.0))
@@ -179,6 +263,12 @@ def test_soundscapes_are_built_with_references_and_scored(trained, tmp_path: Pat
     assert result["top1_baseline"]["segment_1s"]["recall"] > 0.8
     assert result["top1_baseline"]["segment_1s"]["precision"] < 0.7
     assert result["events"] == 10 and result["scenes"] == 2
+    # the tones' probabilities rarely pass `on`; their rise over the noise is plain to see
+    by_curve = score(tmp_path / "scenes", predictor, EventParams(detector="probability"),
+                     hop=0.125)
+    for metric in ("segment_1s", "event_onset_200ms"):
+        assert result["detected"][metric]["f1"] >= 0.8
+        assert result["detected"][metric]["f1"] > by_curve["detected"][metric]["f1"]
 
 
 def test_the_timeline_picture_draws_reference_and_detected_lanes(tmp_path: Path) -> None:

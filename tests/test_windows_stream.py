@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from sonic.audio.io import BadAudioError
-from sonic.features.mel import fix_length
+from sonic.features.mel import AMIN, cached_logmel, fix_length
 from sonic.features.stream import clip_wave, decode_mono, scan_mono
 from sonic.inference.events import window_levels
 from sonic.inference.windows import Windowing, plan_windows, stream_windows, window_batches
@@ -41,6 +42,7 @@ def _whole(path: Path, features, windowing):
 
 
 def _streamed(path: Path, features, windowing, **kwargs):
+    """info, mels, starts, levels (and band frames: dB, times) of the streamed path."""
     info, batches = stream_windows(path, features, windowing, batch=5, **kwargs)
     batches = list(batches)
     assert all(len(b.mels) <= 5 for b in batches)
@@ -54,13 +56,16 @@ def test_streaming_a_short_file_equals_the_whole_file_path(tmp_path: Path,
     path = _scene(tmp_path / "scene.wav", 12.0)
     windowing = Windowing(0.5, 0.3)
     mels, starts, levels = _whole(path, tiny_features, windowing)
-    info, s_mels, s_starts, s_levels = _streamed(path, tiny_features, windowing,
-                                                 whole_up_to=0, block_frames=1000)
+    info, s_mels, s_starts, s_levels, s_bands, s_times = _streamed(
+        path, tiny_features, windowing, whole_up_to=0, block_frames=1000)
+    _, _, _, _, bands, times = _streamed(path, tiny_features, windowing)  # decoded whole
     assert (info.sample_rate, info.channels, info.frames) == (16000, 2, 192000)
     assert starts[0] > 1.0  # the leading silence was trimmed
     np.testing.assert_array_equal(s_starts, starts)
     np.testing.assert_allclose(s_mels, mels, atol=1e-4)
     np.testing.assert_allclose(s_levels, levels, atol=1e-6)
+    np.testing.assert_array_equal(s_times, times)
+    np.testing.assert_allclose(s_bands.astype(np.float32), bands.astype(np.float32), atol=0.05)
 
 
 def test_a_long_file_streams_to_the_windows_it_had_whole(tmp_path: Path,
@@ -69,7 +74,7 @@ def test_a_long_file_streams_to_the_windows_it_had_whole(tmp_path: Path,
     path = _scene(tmp_path / "long.flac", 150.0, sr=8000, channels=1)
     windowing = Windowing(0.5, 0.5)
     mels, starts, levels = _whole(path, tiny_features, windowing)
-    info, s_mels, s_starts, s_levels = _streamed(path, tiny_features, windowing)
+    info, s_mels, s_starts, s_levels, *_ = _streamed(path, tiny_features, windowing)
     assert info.duration == 150.0 and len(starts) > 250
     np.testing.assert_array_equal(s_starts, starts)
     np.testing.assert_allclose(s_mels, mels, atol=1e-4)
@@ -105,3 +110,35 @@ def test_a_bad_block_deep_in_a_long_file_is_refused_before_any_window(tmp_path: 
     sf.write(tmp_path / "nan.wav", audio, 8000, subtype="FLOAT")
     with pytest.raises(BadAudioError, match="NaN or infinite"):
         stream_windows(tmp_path / "nan.wav", tiny_features, Windowing(0.5, 0.25))
+
+
+def test_the_band_frames_tile_the_file_with_the_stft_of_the_file_itself(tmp_path: Path,
+                                                                        tiny_features) -> None:
+    """The activity detector's frames: each window gives the frames nearest its own centre, so
+    together they run once along the trimmed file, in order, a frame hop apart (under two at a
+    window boundary), and each equals the STFT of the file itself at that moment — no window's
+    zero padding got in."""
+    path = _scene(tmp_path / "scene.wav", 12.0)
+    windowing = Windowing(0.5, 0.3)
+    decoded = decode_mono(path, tiny_features)
+    _, _, starts, _, bands, times = _streamed(path, tiny_features, windowing)
+    step = tiny_features.hop_length / tiny_features.sample_rate
+    gaps = np.diff(times)
+    assert gaps.min() > 0 and gaps.max() < 2 * step
+    assert np.isclose(gaps, step).mean() > 0.9
+    first = decoded.start / tiny_features.sample_rate
+    end = decoded.stop / tiny_features.sample_rate
+    assert times[0] == pytest.approx(first) and end - step <= times[-1] < end
+    assert bands.shape == (len(times), tiny_features.n_mels) and bands.dtype == np.float16
+
+    logmel = cached_logmel(tiny_features)
+    half = tiny_features.n_fft // 2
+    signal = torch.from_numpy(np.ascontiguousarray(decoded.signal, dtype=np.float32))
+    inner = [i for i, t in enumerate(times)  # frames whose STFT lies inside the file
+             if half <= round(t * tiny_features.sample_rate) <= len(signal) - half]
+    for i in inner[::7]:
+        c = round(times[i] * tiny_features.sample_rate)
+        frame = signal[c - half:c + half]  # centred STFT of one frame: n_fft samples around c
+        power = logmel.mel_power(frame[None])[0, :, 1]  # frame 1 of 3 is the centred one
+        want = 10 * torch.log10(power.clamp_min(AMIN)).numpy()
+        np.testing.assert_allclose(bands[i].astype(np.float32), want, atol=0.05)

@@ -114,10 +114,14 @@ class LogMel(nn.Module):
             self._sparse_filters = self.filters.to_sparse_csr()
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        return power_to_db(self.mel_power(waves), self.top_db)  # (B, n_mels, T)
+
+    def mel_power(self, waves: torch.Tensor) -> torch.Tensor:
+        """Waveforms (B, samples) → mel-band power (B, n_mels, n_frames), not normalised:
+        one scale for every clip, so levels can be compared across windows of a file."""
         spec = torch.stft(waves, self.n_fft, self.hop_length, window=self.window, center=True,
                           pad_mode="constant", return_complex=True)  # (B, n_freqs, T)
-        power = spec.real.square() + spec.imag.square()
-        return power_to_db(self._to_mel(power), self.top_db)  # (B, n_mels, T)
+        return self._to_mel(spec.real.square() + spec.imag.square())
 
     def _to_mel(self, power: torch.Tensor) -> torch.Tensor:
         if power.device.type != "cpu":

@@ -31,6 +31,9 @@ from pathlib import Path
 import numpy as np
 
 
+DETECTORS = ("activity", "probability")
+
+
 @dataclass(frozen=True)
 class EventParams:
     """How window probabilities become events. Defaults: see docs/events.md (measured on
@@ -42,11 +45,20 @@ class EventParams:
     merge_gap: float = 0.5  # seconds; events of one class closer than this are joined
     gate_db: float | None = 40.0  # windows this far below the loudest are background; None: off
     floor_db: float | None = 1.5  # windows at most this far over the noise floor are background
+    detector: str = "activity"  # activity: sounds over the noise floor | probability: the curves
+    on_db: float = 2.5  # activity: dB over the floor (loudest quarter of mel bands) that starts one
+    off_db: float = 0.5  # activity: dB over the floor below which it ends (off_db <= on_db)
 
     def __post_init__(self) -> None:
+        if self.detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, got "
+                             f"{self.detector!r}")
         if not 0.0 <= self.off <= self.on <= 1.0:
             raise ValueError(f"event thresholds need 0 <= off <= on <= 1, got on={self.on:g}, "
                              f"off={self.off:g}")
+        if not 0.0 <= self.off_db <= self.on_db:
+            raise ValueError(f"activity thresholds need 0 <= off_db <= on_db (dB), got "
+                             f"on_db={self.on_db:g}, off_db={self.off_db:g}")
         if self.min_duration < 0 or self.merge_gap < 0:
             raise ValueError("min_duration and merge_gap must be >= 0 seconds")
         if self.gate_db is not None and self.gate_db <= 0:
@@ -109,11 +121,17 @@ def background(levels: np.ndarray, gate_db: float | None, floor_db: float | None
         return quiet
     if gate_db is not None:
         quiet |= levels < levels.max() - gate_db
-    if floor_db is not None and len(levels) >= FLOOR_MIN_WINDOWS:
-        floor = np.percentile(levels, FLOOR_PERCENTILE)
-        if levels.max() - floor >= FLOOR_MIN_RANGE_DB:
-            quiet |= levels < floor + floor_db
+    if floor_db is not None and has_floor(levels):
+        quiet |= levels < np.percentile(levels, FLOOR_PERCENTILE) + floor_db
     return quiet
+
+
+def has_floor(levels: np.ndarray) -> bool:
+    """Whether windows of these (W,) dB levels stand on a noise floor: at least
+    :data:`FLOOR_MIN_WINDOWS` of them, the loudest :data:`FLOOR_MIN_RANGE_DB` over the level
+    that :data:`FLOOR_PERCENTILE` % stay under (else the file is one steady sound)."""
+    return (len(levels) >= FLOOR_MIN_WINDOWS
+            and levels.max() - np.percentile(levels, FLOOR_PERCENTILE) >= FLOOR_MIN_RANGE_DB)
 
 
 def gate(probs: np.ndarray, levels: np.ndarray | None, gate_db: float | None,
@@ -163,16 +181,79 @@ def _segments(edges: np.ndarray, curve: np.ndarray, active: np.ndarray, label: s
     return events
 
 
+ACTIVITY_SMOOTH_S = 0.15  # moving average of the activity curve, seconds
+
+
+def activity(band_db: np.ndarray, times: np.ndarray, on_db: float, off_db: float
+             ) -> np.ndarray:
+    """(F,) bool: the frames where a sound stands over the file's noise floor.
+
+    Each mel band is smoothed over :data:`ACTIVITY_SMOOTH_S` and gets its own floor, the level
+    :data:`FLOOR_PERCENTILE` % of the frames stay under; a frame's activity is the mean, over
+    the loudest quarter of its bands, of how far each stands over its floor — so a narrow-band
+    sound (a horn, a siren) counts as much as a broad one, and coloured background noise (more
+    energy in the low bands) does not — less what that mean is at the file's floor (the
+    background's own ripple). It is read with hysteresis: on at ``on_db``, off below ``off_db``.
+    ``band_db`` (F, n_mels) and ``times`` (F,) as :func:`band_frames` gives them.
+    """
+    step = float(np.median(np.diff(times))) if len(times) > 1 else ACTIVITY_SMOOTH_S
+    k = max(1, int(round(ACTIVITY_SMOOTH_S / max(step, 1e-6))))
+    db = np.pad(band_db.astype(np.float32), ((k // 2, k - 1 - k // 2), (0, 0)), mode="edge")
+    db = np.cumsum(np.concatenate([np.zeros((1, db.shape[1]), np.float32), db]), axis=0)
+    smooth = (db[k:] - db[:-k]) / k  # (F, n_mels) moving average
+    excess = smooth - np.percentile(smooth, FLOOR_PERCENTILE, axis=0)
+    loudest = np.sort(excess, axis=1)[:, -max(1, smooth.shape[1] // 4):].mean(axis=1)
+    return hysteresis(loudest - np.percentile(loudest, FLOOR_PERCENTILE), on_db, off_db)
+
+
+def activity_events(probs: np.ndarray, starts: np.ndarray, window: float, duration: float,
+                    classes: list[str], params: EventParams, band_db: np.ndarray,
+                    band_times: np.ndarray) -> list[Event]:
+    """Events where :func:`activity` finds a sound, each labelled with the class whose curve
+    (:func:`frame_probs`) has the highest mean over it; its confidence is that mean. Spans of
+    activity closer than ``merge_gap`` are joined, shorter than ``min_duration`` dropped."""
+    active = activity(band_db, band_times, params.on_db, params.off_db)
+    half = float(np.median(np.diff(band_times))) / 2 if len(band_times) > 1 else 0.0
+    spans: list[list[float]] = []
+    for a, b in _runs(active):
+        onset, offset = max(0.0, band_times[a] - half), min(duration, band_times[b - 1] + half)
+        if spans and onset - spans[-1][1] < params.merge_gap:
+            spans[-1][1] = offset
+        else:
+            spans.append([onset, offset])
+    edges, curve = frame_probs(probs, starts, window, duration)
+    events = []
+    for onset, offset in spans:
+        if offset - onset + 1e-9 < params.min_duration:
+            continue
+        overlap = np.clip(np.minimum(edges[1:], offset) - np.maximum(edges[:-1], onset), 0, None)
+        if overlap.sum() <= 0:
+            continue
+        mean = overlap @ curve / overlap.sum()
+        best = int(np.argmax(mean))
+        events.append(Event(float(onset), float(offset), classes[best], float(mean[best])))
+    return events
+
+
 def detect(probs: np.ndarray, starts: np.ndarray, window: float, duration: float,
            classes: list[str], params: EventParams = EventParams(),
-           levels: np.ndarray | None = None) -> list[Event]:
+           levels: np.ndarray | None = None, band_db: np.ndarray | None = None,
+           band_times: np.ndarray | None = None) -> list[Event]:
     """Events of every class, sorted by onset.
 
     ``probs`` (W, C) and ``starts`` (W,) seconds as :class:`~sonic.inference.prediction.Prediction`
-    holds them; ``levels`` (W,) dB the windows' loudness, for the gate (None: no gate).
+    holds them; ``levels`` (W,) dB the windows' loudness, for the gate (None: no gate);
+    ``band_db``, ``band_times`` the file's short frames for the activity detector. The activity
+    detector runs when ``params.detector`` asks for it, the frames are there and the windows
+    stand on a noise floor (:func:`has_floor`); otherwise — a file that is one steady sound, or
+    too short to have a floor — the probability detector does.
     """
     if len(starts) == 0:
         return []
+    if (params.detector == "activity" and band_db is not None and levels is not None
+            and len(band_db) and has_floor(levels)):
+        return activity_events(probs, starts, window, duration, classes, params, band_db,
+                               band_times)
     edges, curve = frame_probs(gate(probs, levels, params.gate_db, params.floor_db), starts,
                                window, duration)
     events = [e for c, label in enumerate(classes)
@@ -257,4 +338,5 @@ def prediction_events(prediction, params: EventParams = EventParams()) -> list[E
     if not prediction.ok:
         return []
     return detect(prediction.window_probs, prediction.starts, prediction.window,
-                  prediction.duration, prediction.classes, params, prediction.levels)
+                  prediction.duration, prediction.classes, params, prediction.levels,
+                  prediction.band_db, prediction.band_times)

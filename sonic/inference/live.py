@@ -27,7 +27,7 @@ import soxr
 import torch
 
 from sonic.audio.io import AudioLimits
-from sonic.features.mel import cached_logmel, fix_length
+from sonic.features.mel import AMIN, cached_logmel, fix_length, power_to_db
 from sonic.inference.events import EventParams, detect, window_levels
 from sonic.inference.prediction import Prediction
 from sonic.inference.predictor import Predictor
@@ -101,6 +101,7 @@ class LiveStream:
         self._next = self.size  # `produced` at which the next window is scored
         keep = int(np.ceil(params.history / params.hop)) + 1
         self._starts, self._probs, self._levels = (deque(maxlen=keep) for _ in range(3))
+        self._bands = deque(maxlen=keep)  # per window: (frames' dB (F, n_mels), their times)
         self._lock = threading.Lock()  # push vs step's snapshot
         self._labels = Prediction("live", self.model, predictor.classes,
                                   unknown_threshold=unknown_threshold)
@@ -131,7 +132,8 @@ class LiveStream:
                 self._next += self.hop
         wave = fix_length(buffer, self.size).astype(np.float32)
         with torch.no_grad():
-            mel = self._logmel(torch.from_numpy(wave[None])).numpy()
+            power = self._logmel.mel_power(torch.from_numpy(wave[None]))
+        mel = power_to_db(power, self._logmel.top_db).numpy()
         if not np.isfinite(mel).all():
             raise LiveError("the live audio's log-mel spectrogram is not finite")
         probs = self.predictor.window_probs(mel, self.model)[0]
@@ -140,13 +142,28 @@ class LiveStream:
         self._starts.append(start)
         self._probs.append(probs)
         self._levels.append(level)
+        self._bands.append(self._new_frames(power[0], start))
         events = detect(np.array(self._probs), np.array(self._starts), self.window,
                         end / self.rate, self.predictor.classes, self.events,
-                        np.array(self._levels))
+                        np.array(self._levels), np.concatenate([b for b, _ in self._bands]),
+                        np.concatenate([t for _, t in self._bands]))
         return {"type": "result", "end_s": round(end / self.rate, 3),
                 "heard_s": round(received / self.in_rate, 3), "level_db": round(level, 1),
                 **self._labels.labelled(probs, self.params.top_k),
                 "events": [e.to_dict() for e in events]}
+
+    def _new_frames(self, power: torch.Tensor, start: float) -> tuple[np.ndarray, np.ndarray]:
+        """The window's frames of the audio that arrived since the last one scored (the last
+        hop; the first window: all of it), less the frames whose STFT reaches past the end
+        (zero-padded), as unnormalised dB
+        (F, n_mels) and their times (F,) on the stream's axis, for the activity detector."""
+        hop_length = self._logmel.hop_length
+        edge = self._logmel.n_fft // 2
+        centres = hop_length * np.arange(power.shape[-1])
+        first = 0 if not self._bands else self.size - self.hop - edge  # the first: all of it
+        keep = (centres >= first) & (centres < self.size - edge)
+        db = 10.0 * torch.log10(power[:, keep].clamp_min(AMIN))
+        return db.T.numpy().astype(np.float16), start + centres[keep] / self.rate
 
     def describe(self) -> dict:
         """The first answer: what the stream will be scored with."""

@@ -26,6 +26,8 @@ class Prediction:
     channels: int = 0
     error: str | None = None
     levels: np.ndarray | None = None  # (W,) dB RMS of each window (predict_file only)
+    band_db: np.ndarray | None = None  # (F, n_mels) unnormalised dB of short frames (predict_file)
+    band_times: np.ndarray | None = None  # (F,) seconds, their centres
     unknown_threshold: float | None = None  # confidence below it: the label is ``unknown``
 
     @property

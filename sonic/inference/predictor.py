@@ -249,14 +249,16 @@ class Predictor:
         try:
             info, batches = stream_windows(path, self.features, windowing, self.limits,
                                            self.batch_size)
-            parts = [(self.window_probs(b.mels, model), b.starts, b.levels) for b in batches]
+            parts = [(self.window_probs(b.mels, model), b) for b in batches]
         except Exception as err:  # noqa: BLE001 - one file's failure is that file's row
             return Prediction(str(path), model, self.classes, error=read_error(err))
-        clip = ClipWindows(str(path), starts=np.concatenate([s for _, s, _ in parts]),
+        clip = ClipWindows(str(path), starts=np.concatenate([b.starts for _, b in parts]),
                            duration=info.duration, sample_rate=info.sample_rate,
                            channels=info.channels)
-        result = self._result(clip, model, windowing, np.concatenate([p for p, _, _ in parts]))
-        result.levels = np.concatenate([v for _, _, v in parts])
+        result = self._result(clip, model, windowing, np.concatenate([p for p, _ in parts]))
+        result.levels = np.concatenate([b.levels for _, b in parts])
+        result.band_db = np.concatenate([b.band_db for _, b in parts])
+        result.band_times = np.concatenate([b.band_times for _, b in parts])
         return result
 
     def decoding_workers(self) -> int:

@@ -34,8 +34,8 @@ import soundfile as sf
 
 from sonic.audio.io import read_audio
 from sonic.features.mel import resample, to_mono, trim_bounds
-from sonic.inference.events import (Event, EventParams, detect, prediction_events, top1_events,
-                                   write_atomic)
+from sonic.inference.events import (DETECTORS, Event, EventParams, detect, prediction_events,
+                                   top1_events, write_atomic)
 
 REFERENCE_FIELDS = ["filename", "onset", "offset", "event_label", "snr_db", "source"]
 
@@ -226,14 +226,23 @@ def sed_scores(reference: list[dict], estimated: list[dict], classes: list[str])
 
 TUNE_GRID = {"on": (0.3, 0.4, 0.5, 0.6, 0.7), "off_drop": (0.0, 0.2),
              "min_duration": (0.0, 0.3, 1.0), "merge_gap": (0.0, 0.5, 1.0)}
+TUNE_GRID_ACTIVITY = {"on_db": (1.5, 2.0, 2.5, 3.0, 4.0), "off_drop": (0.0, 1.0, 2.0),
+                      "min_duration": (0.0, 0.3, 1.0), "merge_gap": (0.0, 0.5, 1.0)}
 
 
-def tune(predictions: list, reference: list[dict], classes: list[str]) -> tuple[EventParams, dict]:
-    """The :data:`TUNE_GRID` point (``off = on - off_drop``) with the best segment-based F1,
-    ties broken by event-based F1; returns it and its scores."""
+def tune(predictions: list, reference: list[dict], classes: list[str],
+         detector: str = "activity") -> tuple[EventParams, dict]:
+    """The grid point of ``detector`` (:data:`TUNE_GRID_ACTIVITY`: ``off_db = on_db - off_drop``,
+    or :data:`TUNE_GRID`: ``off = on - off_drop``) with the best segment-based F1, ties broken
+    by event-based F1; returns it and its scores."""
     best = None
-    for on, drop, dur, gap in itertools.product(*TUNE_GRID.values()):
-        params = EventParams(on, max(0.0, on - drop), dur, gap)
+    grid = TUNE_GRID_ACTIVITY if detector == "activity" else TUNE_GRID
+    for on, drop, dur, gap in itertools.product(*grid.values()):
+        if detector == "activity":
+            params = EventParams(min_duration=dur, merge_gap=gap, on_db=on,
+                                 off_db=max(0.0, on - drop))
+        else:
+            params = EventParams(on, max(0.0, on - drop), dur, gap, detector="probability")
         scores = sed_scores(reference, detections(predictions, params), classes)
         key = (scores["segment_1s"]["f1"], scores["event_onset_200ms"]["f1"])
         if best is None or key > best[0]:
@@ -247,7 +256,8 @@ def detections(predictions: list, params: EventParams | None) -> list[dict]:
     out = []
     for p in predictions:
         args = (p.window_probs, p.starts, p.window, p.duration, p.classes)
-        events = top1_events(*args) if params is None else detect(*args, params, p.levels)
+        events = (top1_events(*args) if params is None
+                  else detect(*args, params, p.levels, p.band_db, p.band_times))
         out += as_sed(events, Path(p.path).name)
     return out
 
@@ -276,7 +286,7 @@ def score(scene_dir: Path, predictor, params: EventParams = EventParams(), windo
               "detected": sed_scores(reference, detections(predictions, params), classes),
               "top1_baseline": sed_scores(reference, detections(predictions, None), classes)}
     if tune_params:
-        best, scores = tune(predictions, reference, classes)
+        best, scores = tune(predictions, reference, classes, params.detector)
         result["tuned"] = {"params": asdict(best), **scores}
     return result
 
@@ -320,10 +330,11 @@ def plot(scene: Path, predictor, params: EventParams = EventParams(), window=Non
     if not result.ok:
         raise ValueError(f"{scene}: {result.error}")
     events = prediction_events(result, params)
+    rule = (f"activity on {params.on_db:g} / off {params.off_db:g} dB"
+            if params.detector == "activity" else f"on {params.on:g} / off {params.off:g}")
     timeline_png(reference, events, result.duration, out,
                  f"{scene.name}: {result.model}, window {result.window:g} s, hop "
-                 f"{predictor.windowing(window, hop).hop:g} s, on {params.on:g} / off "
-                 f"{params.off:g}")
+                 f"{predictor.windowing(window, hop).hop:g} s, {rule}")
     return events
 
 
@@ -340,7 +351,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         from sonic.inference.predictor import Predictor
 
         predictor = Predictor.load(args.model, args.models_dir)
-        params = EventParams(args.on, args.off, args.min_duration, args.merge_gap)
+        params = EventParams(args.on, args.off, args.min_duration, args.merge_gap,
+                             detector=args.detector, on_db=args.on_db, off_db=args.off_db)
         if args.command == "plot":
             events = plot(args.scene, predictor, params, args.window, args.hop, args.out)
             print(f"soundscape: {len(events)} events drawn → {args.out}", file=sys.stderr)
@@ -381,6 +393,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--models-dir", type=Path, default=Path("data/models"))
     c.add_argument("--window", type=float)
     c.add_argument("--hop", type=float)
+    c.add_argument("--detector", choices=DETECTORS, default=d.detector)
+    c.add_argument("--on-db", type=float, default=d.on_db)
+    c.add_argument("--off-db", type=float, default=d.off_db)
     c.add_argument("--on", type=float, default=d.on)
     c.add_argument("--off", type=float, default=d.off)
     c.add_argument("--min-duration", type=float, default=d.min_duration)
@@ -391,7 +406,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("scene", type=Path, help="a scene_NNN.wav with reference.csv beside it")
     for action in c._actions:  # the same model and event options as score
         if action.dest in ("model", "models_dir", "window", "hop", "on", "off", "min_duration",
-                           "merge_gap"):
+                           "merge_gap", "detector", "on_db", "off_db"):
             t._add_action(action)
     t.add_argument("--out", type=Path, default=Path("events_timeline.png"))
     return p

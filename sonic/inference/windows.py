@@ -28,7 +28,7 @@ import torch
 from sonic.audio.io import (BLOCK_FRAMES, AudioInfo, AudioLimits, BadAudioError, probe,
                              read_error)
 from sonic.config import FeatureConfig
-from sonic.features.mel import cached_logmel, fix_length
+from sonic.features.mel import AMIN, cached_logmel, fix_length, power_to_db
 from sonic.features.stream import WHOLE_UP_TO_S, Decoded, decode_mono, mono_pieces, scan_mono
 
 MIN_WINDOW, MAX_WINDOW = 0.1, 60.0  # seconds
@@ -124,15 +124,45 @@ def _plan(path: str, n: int, features: FeatureConfig, windowing: Windowing
 
 
 def _logmels(path: str, clips: list[np.ndarray], size: int,
-             features: FeatureConfig) -> np.ndarray:
-    """(B, n_mels, frames) float32 dB of window samples, each padded at the end to ``size``;
-    a non-finite value is a BadAudioError naming the file."""
+             features: FeatureConfig) -> tuple[np.ndarray, torch.Tensor]:
+    """(B, n_mels, frames) float32 dB of window samples, each padded at the end to ``size``,
+    and their mel power before normalisation (B, n_mels, frames); a non-finite value is a
+    BadAudioError naming the file."""
     waves = np.stack([fix_length(c, size) for c in clips]).astype(np.float32)
-    mels = cached_logmel(features)(torch.from_numpy(waves)).numpy()
+    power = cached_logmel(features).mel_power(torch.from_numpy(waves))
+    mels = power_to_db(power, features.top_db).numpy()
     if not np.isfinite(mels).all():
         raise BadAudioError(path, "its log-mel spectrogram is not finite; re-export it as clean "
                                   "PCM")
-    return mels
+    return mels, power
+
+
+def band_frames(power: torch.Tensor, starts: np.ndarray, lengths: list[int], first: int,
+                total: int, size: int, features: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The frames of windows ``first …`` (of ``total``) that tile the file: each window gives
+    those whose centres lie nearer its own centre than a neighbour's, so every frame comes from
+    the window where it sits mid-way (away from the zero padding at window edges).
+
+    ``power`` (B, n_mels, frames) mel power of the batch's windows, ``starts`` (total,) every
+    window's start sample, ``lengths`` the batch's window lengths in samples (the last may be
+    short). Returns (F, n_mels) float16 dB, unnormalised, and (F,) float64 frame centres in
+    seconds on the file's time axis.
+    """
+    hop_length, rate = features.hop_length, features.sample_rate
+    centres = starts + size / 2
+    db = (10.0 * torch.log10(power.clamp_min(AMIN))).numpy()
+    parts, times = [], []
+    for b, n in enumerate(lengths):
+        j = first + b
+        at = starts[j] + hop_length * np.arange(power.shape[-1])  # frame centres, samples
+        keep = at < starts[j] + n
+        if j > 0:
+            keep &= at >= (centres[j - 1] + centres[j]) / 2
+        if j < total - 1:
+            keep &= at < (centres[j] + centres[j + 1]) / 2
+        parts.append(db[b][:, keep].T)
+        times.append(at[keep] / rate)
+    return np.concatenate(parts).astype(np.float16), np.concatenate(times)
 
 
 def window_batches(decoded: Decoded, features: FeatureConfig, windowing: Windowing,
@@ -154,6 +184,8 @@ class WindowBatch(NamedTuple):
     mels: np.ndarray  # (B, n_mels, frames) float32 dB
     starts: np.ndarray  # (B,) float64 seconds on the file's time axis
     levels: np.ndarray  # (B,) dB RMS of each window's samples (full scale: 0 dB)
+    band_db: np.ndarray  # (F, n_mels) float16 unnormalised dB of the frames these windows tile
+    band_times: np.ndarray  # (F,) seconds, those frames' centres (see :func:`band_frames`)
 
 
 def stream_windows(path: str | Path, features: FeatureConfig, windowing: Windowing,
@@ -197,9 +229,11 @@ def _batched(path: str, clips: Iterator[np.ndarray], starts: np.ndarray, size: i
         part.append(clip)
         if len(part) == batch or i == len(starts):
             level = [float(np.dot(c, c)) / max(len(c), 1) for c in part]
-            yield WindowBatch(_logmels(path, part, size, features),
-                              starts[i - len(part):i] / features.sample_rate,
-                              10 * np.log10(np.maximum(level, 1e-20)))
+            mels, power = _logmels(path, part, size, features)
+            band_db, band_times = band_frames(power, starts, [len(c) for c in part],
+                                              i - len(part), len(starts), size, features)
+            yield WindowBatch(mels, starts[i - len(part):i] / features.sample_rate,
+                              10 * np.log10(np.maximum(level, 1e-20)), band_db, band_times)
             part = []
 
 
@@ -246,5 +280,5 @@ def one_window(decoded: Decoded, features: FeatureConfig, windowing: Windowing,
     index = min(index, len(starts) - 1)
     s = starts[index]
     with torch.no_grad():
-        mel = _logmels(decoded.path, [decoded.wave[s:s + size]], size, features)[0]
+        mel = _logmels(decoded.path, [decoded.wave[s:s + size]], size, features)[0][0]
     return mel, float(s + decoded.start) / features.sample_rate, len(starts)

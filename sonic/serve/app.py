@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path, PurePath
-from typing import Annotated, Iterator
+from typing import Annotated, Iterator, Literal
 
 from fastapi import FastAPI, File, Query, Request, UploadFile, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
@@ -200,11 +200,15 @@ def create_app(predictor: Predictor, generator: SoundGenerator | None = None,
                 off: Annotated[float, Query(ge=0, le=1)] = EventParams.off,
                 min_duration: Annotated[float, Query(ge=0, le=MAX_WINDOW)] =
                 EventParams.min_duration,
-                merge_gap: Annotated[float, Query(ge=0, le=MAX_WINDOW)] = EventParams.merge_gap
+                merge_gap: Annotated[float, Query(ge=0, le=MAX_WINDOW)] = EventParams.merge_gap,
+                detector: Literal["activity", "probability"] = EventParams.detector,
+                on_db: Annotated[float, Query(ge=0, le=60)] = EventParams.on_db,
+                off_db: Annotated[float, Query(ge=0, le=60)] = EventParams.off_db
                 ) -> dict:
         model, windowing = predictor.resolve(model), predictor.windowing(window, hop)
         try:
-            params = EventParams(on, off, min_duration, merge_gap)
+            params = EventParams(on, off, min_duration, merge_gap, detector=detector,
+                                 on_db=on_db, off_db=off_db)
         except ValueError as err:
             raise EventParamsError(str(err)) from None
         with decoding_slot(slots), saved_upload(file) as path:
