@@ -451,7 +451,11 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
         "```",
         "",
         "The run is one DVC experiment through the `cv_*` stages; killed, `dvc exp run` with the "
-        "same arguments resumes each fold after its last finished epoch.",
+        "same arguments resumes each fold after its last finished epoch. Each `-S` sets one "
+        "value on top of the workspace's `params.yaml`, which keeps what the last experiment "
+        "left there: run from the committed params (`git checkout params.yaml`) or set every "
+        "value that differs — four of the study's runs below carried another run's crops "
+        "that way, as their rows say.",
         "",
         "## Five folds",
         "",
