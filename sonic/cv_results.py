@@ -179,6 +179,7 @@ def ensemble(repo: Path, exps: Sequence[str], folds: Sequence[int], dev_fold: in
     out["accuracy"] = figures(per_fold, dev_fold)
     out["member_accuracy"] = {e: figures(a, dev_fold) for e, a in member_acc.items()}
     out["per_class"] = {c: float(a) for c, a in per_class.sort_index().items()}
+    out["member_compute"] = dict(zip(exps, compute))
     out["compute"] = {key: sum(c[key] for c in compute) for key in ("params_m", "mflops")}
     out["clips"] = len(pooled)
     return out
@@ -201,7 +202,7 @@ def ensemble_table(ensembles: list[dict]) -> list[str]:
         lines += [f"| `{e['name']}`: {e['model']} | MFLOPs / clip | {head} | mean ± sd | "
                   "mean of the folds no choice saw |",
                   "|---|---|" + "---|" * len(folds) + "---|---|"]
-        rows = [(f"member `{m}`", e["compute"]["mflops"] / len(e["members"]), a)
+        rows = [(f"member `{m}`", e["member_compute"][m]["mflops"], a)
                 for m, a in e["member_accuracy"].items()]
         rows.append(("**average of the members' probabilities**", e["compute"]["mflops"],
                      e["accuracy"]))
@@ -210,7 +211,8 @@ def ensemble_table(ensembles: list[dict]) -> list[str]:
             lines.append(f"| {label} | {mflops:.0f} | " + " | ".join(
                 pct(a["per_fold"][k]) for k in folds) + f" | **{pct(a['mean'])}**{sd} | "
                 f"{pct(a['unseen_folds_mean'])} |")
-        lines += ["", f"Machine: {e['machine']}; {e['date']}. Command: `{e['command']}`", ""]
+        lines += ["", *([e["note"], ""] if e.get("note") else []),
+                  f"Machine: {e['machine']}; {e['date']}. Command: `{e['command']}`", ""]
     return lines
 
 
@@ -544,6 +546,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     e.add_argument("--dev-fold", type=int, default=None)
     e.add_argument("--features", type=Path, default=Path("data/features"))
     e.add_argument("--repo", type=Path, default=Path("."))
+    e.add_argument("--note", default="", help="what the members are (shown under the table)")
     e.add_argument("--out", type=Path, required=True)
     g = sub.add_parser("page", help="the Markdown page and the accuracy-against-compute plot")
     g.add_argument("--results", type=Path, default=Path("metrics/esc50_cv"))
@@ -575,8 +578,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         command = ("python -m sonic.cv_results ensemble --name " + args.name + "".join(
             f" --exp {x}" for x in args.exp) + f" --model {args.model}" + (
             f" --dev-fold {args.dev_fold}" if args.dev_fold else ""))
-        row = {"name": args.name, **ensemble(args.repo, args.exp, args.folds, args.dev_fold,
-                                            args.model, args.features, command)}
+        row = {"name": args.name, "note": args.note,
+               **ensemble(args.repo, args.exp, args.folds, args.dev_fold, args.model,
+                          args.features, command)}
         path = args.out / "ensembles.json"
         rows = json.loads(path.read_text()) if path.exists() else []
         write_json(path, [r for r in rows if r["name"] != args.name] + [row])

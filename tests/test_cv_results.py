@@ -202,7 +202,8 @@ def test_an_ensemble_of_experiments_scores_the_mean_of_their_probabilities(tmp_p
         revs.append(subprocess_out(repo, "git", "rev-parse", "HEAD"))
     out = tmp_path / "metrics"
     main(["ensemble", "--name", "two_seeds", "--exp", revs[0], "--exp", revs[1], "--folds", "1",
-          "--features", str(repo / "data/features"), "--repo", str(repo), "--out", str(out)])
+          "--features", str(repo / "data/features"), "--repo", str(repo), "--out", str(out),
+          "--note", "two seeds of one recipe"])
     row = json.loads((out / "ensembles.json").read_text())[0]
     y = np.arange(n) % 3
     assert row["accuracy"]["per_fold"]["1"] == pytest.approx(
@@ -213,13 +214,14 @@ def test_an_ensemble_of_experiments_scores_the_mean_of_their_probabilities(tmp_p
     assert np.abs(probs[0] - probs[1]).max() > 0.1  # two different members
     single = model_compute(fold / "models/resnet.pt", features.n_frames)
     assert row["compute"]["mflops"] == pytest.approx(2 * single["mflops"])
+    assert row["member_compute"][revs[1]]["mflops"] == pytest.approx(single["mflops"])
     assert row["clips"] == n and set(row["per_class"]) == set(CLASSES)
 
     results = collect(fake_cv(tmp_path / "five", {1: 4, 2: 2}), [1, 2], 1, "dvc exp run ...")
     (out / "results.json").write_text(json.dumps(results))
     text = page_from_files(out, Path("plots/p.png"), root=Path("/"))
     assert "## Ensembles of five-fold runs" in text and "`two_seeds`" in text
-    assert "average of the members' probabilities" in text
+    assert "average of the members' probabilities" in text and "two seeds of one recipe" in text
     with pytest.raises(SystemExit, match="two or more"):
         main(["ensemble", "--name", "x", "--exp", revs[0], "--out", str(out)])
 
