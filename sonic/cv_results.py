@@ -407,6 +407,8 @@ def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None,
             ax.errorbar(c["mflops"], 100 * acc["mean"], yerr=100 * (acc["sd"] or 0), fmt="o",
                         capsize=3, label=f"Sonic {model} ({c['params_m']:.2f} M)")
     for e in ensembles or []:
+        if len(e["folds"]) != len(results["folds"]):  # a development-fold ensemble: no point
+            continue
         c, acc = e["compute"], e["accuracy"]
         ax.errorbar(c["mflops"], 100 * acc["mean"], yerr=100 * (acc["sd"] or 0), fmt="D",
                     capsize=3, label=f"Sonic {len(e['members'])} × {e['model']}, averaged "
@@ -471,11 +473,12 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
         "",
         f"![confusion over all folds]({confusion})",
         "",
-        *(["## Ensembles of five-fold runs", "",
-           "The same recipe trained again with other seeds, each a five-fold experiment; "
-           "the ensemble averages their class probabilities on every held-out clip, so it costs "
-           "the members' compute together. Scored by `python -m sonic.cv_results ensemble` "
-           "from the experiments' checkpoints (read through DVC, nothing retrained).", "",
+        *(["## Ensembles", "",
+           "Finished experiments averaged: the ensemble takes the mean of their class "
+           "probabilities on every held-out clip, so it costs the members' compute together. "
+           "Scored by `python -m sonic.cv_results ensemble` from the experiments' checkpoints "
+           "(read through DVC at each experiment's revision, nothing retrained); an ensemble "
+           "of development-fold runs has only that fold.", "",
            *ensemble_table(ensembles)] if ensembles else []),
         *(["## Earlier five-fold runs", "",
            "The runs this recipe replaced, same protocol (their commands in "

@@ -220,7 +220,7 @@ def test_an_ensemble_of_experiments_scores_the_mean_of_their_probabilities(tmp_p
     results = collect(fake_cv(tmp_path / "five", {1: 4, 2: 2}), [1, 2], 1, "dvc exp run ...")
     (out / "results.json").write_text(json.dumps(results))
     text = page_from_files(out, Path("plots/p.png"), root=Path("/"))
-    assert "## Ensembles of five-fold runs" in text and "`two_seeds`" in text
+    assert "## Ensembles" in text and "`two_seeds`" in text
     assert "average of the members' probabilities" in text and "two seeds of one recipe" in text
     with pytest.raises(SystemExit, match="two or more"):
         main(["ensemble", "--name", "x", "--exp", revs[0], "--out", str(out)])
