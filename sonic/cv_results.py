@@ -89,11 +89,9 @@ def collect(cv: Path, folds: Sequence[int], dev_fold: int | None, command: str) 
                  "command": command, "folds": list(folds), "dev_fold": dev_fold, "models": {}}
     for model in models:
         per_fold = {k: fold[model]["accuracy"] for k, fold in scores.items()}
-        unseen = [a for k, a in per_fold.items() if int(k) != dev_fold]
         preds = pd.concat([fold_predictions(cv, k, model) for k in folds])
         per_class = (preds["actual"] == preds["predicted"]).groupby(preds["actual"]).mean()
-        entry = {"accuracy": {"per_fold": per_fold, **mean_sd(list(per_fold.values())),
-                              "unseen_folds_mean": float(np.mean(unseen)) if unseen else None},
+        entry = {"accuracy": figures(per_fold, dev_fold),
                  "per_class": {c: float(a) for c, a in per_class.sort_index().items()},
                  "clips": len(preds)}
         if model != "ensemble":
@@ -152,8 +150,8 @@ def ensemble(repo: Path, exps: Sequence[str], folds: Sequence[int], dev_fold: in
                                  "differently; an ensemble needs the same folds")
             roles = pd.read_csv(io.StringIO(splits[exps[0]]), dtype=str, keep_default_na=False)
             test = roles[roles["role"] == "test"]
-            members = [load_classifier(member_checkpoint(repo, e, k, model, Path(tmp)))
-                       for e in exps]
+            paths = [member_checkpoint(repo, e, k, model, Path(tmp)) for e in exps]
+            members = [load_classifier(path) for path in paths]
             if any(m.features != members[0].features for m in members):
                 raise SystemExit(f"cv_results ensemble: fold {k}'s members were trained on "
                                  "different features; an ensemble needs the same ones")
@@ -162,6 +160,8 @@ def ensemble(repo: Path, exps: Sequence[str], folds: Sequence[int], dev_fold: in
                 raise SystemExit(f"cv_results ensemble: {features} holds {db.shape[1:]} "
                                  "spectrograms, not the members' features; `dvc exp apply` "
                                  "one of the experiments first")
+            if k == folds[0]:
+                compute = [model_compute(path, members[0].features.n_frames) for path in paths]
             classes = members[0].classes
             truth = test["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
             probs = [m.predict(db)["probs"] for m in members]
@@ -171,9 +171,6 @@ def ensemble(repo: Path, exps: Sequence[str], folds: Sequence[int], dev_fold: in
             per_fold[str(k)] = float((mean == truth).mean())
             preds.append(pd.DataFrame({"actual": test["label"].to_numpy(),
                                        "predicted": [classes[i] for i in mean]}))
-        n_frames = members[0].features.n_frames
-        compute = [model_compute(member_checkpoint(repo, e, folds[0], model, Path(tmp)),
-                                 n_frames) for e in exps]
     pooled = pd.concat(preds)
     per_class = (pooled["actual"] == pooled["predicted"]).groupby(pooled["actual"]).mean()
     out["accuracy"] = figures(per_fold, dev_fold)
