@@ -160,16 +160,26 @@ def hysteresis(curve: np.ndarray, on: float, off: float) -> np.ndarray:
     return active
 
 
+def _joined(runs: list[tuple[int, int]], onsets: list[float], offsets: list[float],
+            gap: float) -> list[tuple[float, float, int, int]]:
+    """Runs ``(first, stop)`` with their onsets and offsets in seconds, each joined to the one
+    before when it starts less than ``gap`` after that one ends: ``(onset, offset, first,
+    stop)`` of each joined run."""
+    out: list[tuple[float, float, int, int]] = []
+    for (a, b), onset, offset in zip(runs, onsets, offsets):
+        if out and onset - out[-1][1] < gap:
+            out[-1] = (out[-1][0], offset, out[-1][2], b)
+        else:
+            out.append((onset, offset, a, b))
+    return out
+
+
 def _segments(edges: np.ndarray, curve: np.ndarray, active: np.ndarray, label: str,
               params: EventParams) -> list[Event]:
     """One class's active pieces → merged, long-enough events."""
-    spans = [[edges[a], edges[b], a, b] for a, b in _runs(active)]
-    merged: list[list] = []
-    for span in spans:
-        if merged and span[0] - merged[-1][1] < params.merge_gap:
-            merged[-1][1], merged[-1][3] = span[1], span[3]
-        else:
-            merged.append(span)
+    runs = _runs(active)
+    merged = _joined(runs, [edges[a] for a, _ in runs], [edges[b] for _, b in runs],
+                     params.merge_gap)
     widths = np.diff(edges)
     events = []
     for onset, offset, a, b in merged:
@@ -214,16 +224,12 @@ def activity_events(probs: np.ndarray, starts: np.ndarray, window: float, durati
     activity closer than ``merge_gap`` are joined, shorter than ``min_duration`` dropped."""
     active = activity(band_db, band_times, params.on_db, params.off_db)
     half = float(np.median(np.diff(band_times))) / 2 if len(band_times) > 1 else 0.0
-    spans: list[list[float]] = []
-    for a, b in _runs(active):
-        onset, offset = max(0.0, band_times[a] - half), min(duration, band_times[b - 1] + half)
-        if spans and onset - spans[-1][1] < params.merge_gap:
-            spans[-1][1] = offset
-        else:
-            spans.append([onset, offset])
+    runs = _runs(active)
+    spans = _joined(runs, [max(0.0, band_times[a] - half) for a, _ in runs],
+                    [min(duration, band_times[b - 1] + half) for _, b in runs], params.merge_gap)
     edges, curve = frame_probs(probs, starts, window, duration)
     events = []
-    for onset, offset in spans:
+    for onset, offset, _, _ in spans:
         if offset - onset + 1e-9 < params.min_duration:
             continue
         overlap = np.clip(np.minimum(edges[1:], offset) - np.maximum(edges[:-1], onset), 0, None)

@@ -155,8 +155,8 @@ class LiveStream:
     def _new_frames(self, power: torch.Tensor, start: float) -> tuple[np.ndarray, np.ndarray]:
         """The window's frames of the audio that arrived since the last one scored (the last
         hop; the first window: all of it), less the frames whose STFT reaches past the end
-        (zero-padded), as unnormalised dB
-        (F, n_mels) and their times (F,) on the stream's axis, for the activity detector."""
+        (zero-padded), as unnormalised dB (F, n_mels) and their times (F,) on the stream's
+        axis, for the activity detector."""
         hop_length = self._logmel.hop_length
         edge = self._logmel.n_fft // 2
         centres = hop_length * np.arange(power.shape[-1])
