@@ -87,6 +87,19 @@ def test_embedding_is_what_the_classifier_reads(name):
     torch.testing.assert_close(head(out["embedding"]), out["logits"])
 
 
+def test_resnet_without_the_stem_pool_has_the_same_weights_and_twice_the_map_each_way():
+    pooled = make("resnet", SMALL["resnet"]).eval()
+    unpooled = make("resnet", dataclasses.replace(SMALL["resnet"], stem_pool=False)).eval()
+    unpooled.load_state_dict(pooled.state_dict())  # same keys and shapes: a pool has no weights
+    maps = {}
+    for name, model in (("pooled", pooled), ("unpooled", unpooled)):
+        model.layer4.register_forward_hook(lambda m, i, o, name=name: maps.__setitem__(name, o))
+        with torch.no_grad():
+            model(torch.randn(1, 1, 64, 160))
+    assert maps["pooled"].shape == (1, 32, 2, 5)  # n_mels / 32, T / 32
+    assert maps["unpooled"].shape == (1, 32, 4, 10)  # n_mels / 16, T / 16
+
+
 # ----------------------------------------------------------------------------- parameters
 def test_cnn_parameter_count():
     model = make("cnn", FULL["cnn"])

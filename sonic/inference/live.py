@@ -27,10 +27,11 @@ import soxr
 import torch
 
 from sonic.audio.io import AudioLimits
-from sonic.features.mel import AMIN, cached_logmel, fix_length, power_to_db
+from sonic.features.mel import cached_logmel, fix_length, power_to_db
 from sonic.inference.events import EventParams, detect, window_levels
 from sonic.inference.prediction import Prediction
 from sonic.inference.predictor import Predictor
+from sonic.inference.windows import band_db
 
 MIN_HOP, MAX_HOP = 0.05, 5.0  # seconds between scored windows
 MAX_HISTORY = 300.0  # seconds of window results kept for events
@@ -162,7 +163,7 @@ class LiveStream:
         centres = hop_length * np.arange(power.shape[-1])
         first = 0 if not self._bands else self.size - self.hop - edge  # the first: all of it
         keep = (centres >= first) & (centres < self.size - edge)
-        db = 10.0 * torch.log10(power[:, keep].clamp_min(AMIN))
+        db = band_db(power[:, keep])
         return db.T.numpy().astype(np.float16), start + centres[keep] / self.rate
 
     def describe(self) -> dict:

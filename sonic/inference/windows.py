@@ -137,6 +137,12 @@ def _logmels(path: str, clips: list[np.ndarray], size: int,
     return mels, power
 
 
+def band_db(power: torch.Tensor) -> torch.Tensor:
+    """Mel power → unnormalised dB (no peak reference, no floor): the activity detector's
+    levels, comparable between windows."""
+    return 10.0 * torch.log10(power.clamp_min(AMIN))
+
+
 def band_frames(power: torch.Tensor, starts: np.ndarray, lengths: list[int], first: int,
                 total: int, size: int, features: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
     """The frames of windows ``first …`` (of ``total``) that tile the file: each window gives
@@ -150,7 +156,7 @@ def band_frames(power: torch.Tensor, starts: np.ndarray, lengths: list[int], fir
     """
     hop_length, rate = features.hop_length, features.sample_rate
     centres = starts + size / 2
-    db = (10.0 * torch.log10(power.clamp_min(AMIN))).numpy()
+    db = band_db(power).numpy()
     parts, times = [], []
     for b, n in enumerate(lengths):
         j = first + b

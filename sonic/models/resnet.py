@@ -57,7 +57,9 @@ class AudioResNet(nn.Module):
     cfg : ResNetConfig
         ``blocks`` (BasicBlocks per stage: (2, 2, 2, 2) is ResNet-18, (3, 4, 6, 3) ResNet-34),
         ``widths`` (channels per stage), ``dropout`` (before fc), ``pool`` (``avg``: global
-        average; ``avgmax``: mean over mels, then mean + max over frames), ``pretrained`` (path
+        average; ``avgmax``: mean over mels, then mean + max over frames), ``stem_pool`` (the
+        max-pool after the stem; without it every later map is 4x larger, as is its compute, and
+        the last stage sees n_mels / 16 x T / 16), ``pretrained`` (path
         of a local torchvision state dict loaded by :func:`load_pretrained`, or None).
     n_classes : int
         Number of output classes.
@@ -78,10 +80,10 @@ class AudioResNet(nn.Module):
         self.conv1 = nn.Conv2d(1, stem, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if cfg.stem_pool else nn.Identity()
         in_ch = stem
         for i, (n, width) in enumerate(zip(cfg.blocks, cfg.widths)):
-            stride = 1 if i == 0 else 2  # the stem already downsampled by 4 before stage one
+            stride = 1 if i == 0 else 2  # the stem already downsampled (by 4, or 2 without its pool)
             stage = [BasicBlock(in_ch, width, stride)]
             stage += [BasicBlock(width, width) for _ in range(n - 1)]
             self.add_module(f"layer{i + 1}", nn.Sequential(*stage))
@@ -108,9 +110,9 @@ class AudioResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.relu(self.bn1(self.conv1(x)))  # (B, widths[0], n_mels / 2, T / 2)
-        x = self.maxpool(x)  # (B, widths[0], n_mels / 4, T / 4)
+        x = self.maxpool(x)  # (B, widths[0], n_mels / 4, T / 4); / 2 without the stem's pool
         for stage in self.stages:
-            x = stage(x)  # (B, widths[-1], n_mels / 32, T / 32) after the last of four
+            x = stage(x)  # (B, widths[-1], n_mels / 32, T / 32) after the last of four (/ 16)
         if self.cfg.pool == "avgmax":  # PANNs: a short loud event is not averaged away
             x = x.mean(dim=2)  # (B, widths[-1], T / 32)
             emb = x.mean(dim=2) + x.amax(dim=2)  # (B, widths[-1])
