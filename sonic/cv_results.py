@@ -268,11 +268,15 @@ def history_table(history: list[dict]) -> list[str]:
 
 
 def study_row(cv: Path, fold: int, name: str, change: str, repeat_of: str | None = None) -> dict:
-    """One development-fold experiment: its test accuracy per model and its training time.
-    ``repeat_of`` names the experiment this one repeats with only the training seed changed."""
+    """One development-fold experiment: its test accuracy per model, their compute and their
+    training time. ``repeat_of`` names the experiment this one repeats with only the training
+    seed changed."""
     scores = json.loads((cv / str(fold) / "evaluate/metrics.json").read_text())["test"]
+    n_frames = int(np.load(cv.parent / "features/mels.npy", mmap_mode="r").shape[-1])
     row = {"name": name, "fold": fold, "change": change,
-           "accuracy": {m: s["accuracy"] for m, s in scores.items()}, "time": {},
+           "accuracy": {m: s["accuracy"] for m, s in scores.items()},
+           "compute": {m: model_compute(cv / str(fold) / "models" / f"{m}.pt", n_frames)
+                       for m in scores if m != "ensemble"}, "time": {},
            "machine": cpu_model(), "date": dt.date.today().isoformat()}
     if repeat_of:
         row["repeat_of"] = repeat_of
@@ -333,14 +337,16 @@ def per_class_table(results: dict, worst: int = 10) -> list[str]:
 
 
 def study_table(study: list[dict]) -> list[str]:
-    lines = ["| experiment | change | model | epochs | dev-fold accuracy | wall time | "
-             "samples/s |", "|---|---|---|---|---|---|---|"]
+    lines = ["| experiment | change | model | params (M) | MFLOPs / clip | epochs | "
+             "dev-fold accuracy | wall time | samples/s |", "|---|---|---|---|---|---|---|---|---|"]
     for row in study:
         for model, acc in row["accuracy"].items():
-            t = row["time"].get(model, {})
-            lines.append(f"| `{row['name']}` | {row['change']} | {model} | {t.get('epochs', '–')}"
-                         f" | {pct(acc)} | " + (f"{t['wall_time_s'] / 60:.1f} min | "
-                                               f"{t['samples_per_s']:.0f} |" if t else "– | – |"))
+            t, c = row["time"].get(model, {}), row.get("compute", {}).get(model)
+            size = f"{c['params_m']:.2f} | {c['mflops']:.0f}" if c else "– | –"
+            timing = (f"{t['wall_time_s'] / 60:.1f} min | {t['samples_per_s']:.0f} |" if t
+                      else "– | – |")
+            lines.append(f"| `{row['name']}` | {row['change']} | {model} | {size} | "
+                         f"{t.get('epochs', '–')} | {pct(acc)} | {timing}")
     return lines
 
 

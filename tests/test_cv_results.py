@@ -81,6 +81,11 @@ def test_study_rows_and_the_page_from_files(tmp_path):
     cv = fake_cv(tmp_path, {1: 3, 2: 4})
     row = study_row(cv, 1, "dev_x", "MixUp on 80 % of batches")
     assert row["accuracy"] == {"resnet": 0.75} and row["time"]["resnet"]["epochs"] == 3
+    n_frames = np.load(cv.parent / "features/mels.npy").shape[-1]
+    assert row["compute"] == {"resnet": model_compute(cv / "1/models/resnet.pt", n_frames)}
+    model = build_model("resnet", ResNetConfig(blocks=(1, 1), widths=(16, 16)), 3)
+    assert row["compute"]["resnet"]["params_m"] == sum(p.numel() for p in model.parameters()) / 1e6
+    size = f"{row['compute']['resnet']['params_m']:.2f} | {row['compute']['resnet']['mflops']:.0f}"
     out = tmp_path / "results"
     main(["collect", "--cv", str(cv), "--folds", "1", "2", "--dev-fold", "1", "--out", str(out),
           "--command", "dvc exp run -n x"])
@@ -89,7 +94,7 @@ def test_study_rows_and_the_page_from_files(tmp_path):
     doc, plot = tmp_path / "esc50.md", tmp_path / "plot.png"
     main(["page", "--results", str(out), "--doc", str(doc), "--plot", str(plot)])
     text = doc.read_text()
-    assert "**87.5** ± 17.7" in text and "| `dev_x` | y | resnet | 3 | 75.0 |" in text
+    assert "**87.5** ± 17.7" in text and f"| `dev_x` | y | resnet | {size} | 3 | 75.0 |" in text
     assert plot.stat().st_size > 0 and (out / "confusion_resnet.png").exists()
 
 
