@@ -79,12 +79,17 @@ def mean_sd(values: Sequence[float]) -> dict[str, float | None]:
     return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else None}
 
 
+def clip_frames(cv: Path) -> int:
+    """Frames per clip of the features the folds under ``cv`` were scored on."""
+    return int(np.load(cv.parent / "features/mels.npy", mmap_mode="r").shape[-1])
+
+
 def collect(cv: Path, folds: Sequence[int], dev_fold: int | None, command: str) -> dict:
     """Every figure of a finished cross-validation under ``cv`` (see the module docstring)."""
     scores = {str(k): json.loads((cv / str(k) / "evaluate/metrics.json").read_text())["test"]
               for k in folds}
     models = list(scores[str(folds[0])])
-    n_frames = int(np.load(cv.parent / "features/mels.npy", mmap_mode="r").shape[-1])
+    n_frames = clip_frames(cv)
     out: dict = {"machine": cpu_model(), "date": dt.date.today().isoformat(),
                  "command": command, "folds": list(folds), "dev_fold": dev_fold, "models": {}}
     for model in models:
@@ -272,7 +277,7 @@ def study_row(cv: Path, fold: int, name: str, change: str, repeat_of: str | None
     training time. ``repeat_of`` names the experiment this one repeats with only the training
     seed changed."""
     scores = json.loads((cv / str(fold) / "evaluate/metrics.json").read_text())["test"]
-    n_frames = int(np.load(cv.parent / "features/mels.npy", mmap_mode="r").shape[-1])
+    n_frames = clip_frames(cv)
     row = {"name": name, "fold": fold, "change": change,
            "accuracy": {m: s["accuracy"] for m, s in scores.items()},
            "compute": {m: model_compute(cv / str(fold) / "models" / f"{m}.pt", n_frames)
