@@ -6,7 +6,7 @@ folds no study choice looked at, per class, compute per clip and time per fold, 
 machine, date and command), ``per_class.csv`` and ``confusion_<model>.png`` (one confusion over
 all folds). ``study`` records one development-fold experiment in ``study.json``. ``ensemble``
 scores the average of finished cross-validation experiments (the same recipe trained with other
-seeds, say) on every fold, their checkpoints read through DVC at each experiment's revision — no
+seeds, on other features, or another model: ``--exp NAME:cnn``) on every fold, their checkpoints read through DVC at each experiment's revision — no
 retraining — into ``ensembles.json``. ``page`` writes the Markdown page and the
 accuracy-against-compute plot from those files only, so the page can be regenerated (and
 checked) anywhere::
@@ -128,12 +128,48 @@ def member_checkpoint(repo: Path, rev: str, fold: int, model: str, into: Path) -
     return target
 
 
+def member_spec(spec: str, model: str) -> tuple[str, str]:
+    """``REV`` or ``REV:MODEL`` (a git ref name never holds ``:``) → (revision, model)."""
+    from sonic.models import MODELS
+
+    rev, sep, named = spec.rpartition(":")
+    return (rev, named) if sep and named in MODELS else (spec, model)
+
+
+def member_features(repo: Path, rev: str, into: Path):
+    """``data/features`` (spectrograms and index) as experiment ``rev`` left it, read through
+    DVC and copied to ``into``."""
+    import shutil
+
+    import dvc.api
+
+    from sonic.features.store import load_features
+
+    folder = into / f"features_{re.sub(r'[^A-Za-z0-9_.-]', '_', rev)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("mels.npy", "index.csv"):
+        try:
+            with dvc.api.open(f"data/features/{name}", repo=str(repo), rev=rev,
+                              mode="rb") as src, open(folder / name, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 24)
+        except Exception as err:  # noqa: BLE001 - DVC's errors differ by what is missing
+            raise SystemExit(f"cv_results ensemble: no data/features/{name} at {rev!r} "
+                             f"({type(err).__name__}: {err}); members trained on different "
+                             "features are each scored on their experiment's own") from None
+    return load_features(folder)
+
+
 def ensemble(repo: Path, exps: Sequence[str], folds: Sequence[int], dev_fold: int | None,
              model: str, features: Path, command: str) -> dict:
-    """The average of the class probabilities of experiments ``exps`` (each a finished
-    cross-validation of ``model``) on every held-out clip of every fold: per fold, mean ± sd,
-    the mean of the folds no choice saw, per class, each member's own figures, and compute (the
-    members' sum). Every member must have been trained on the same features and folds."""
+    """The average of the class probabilities of finished cross-validations on every held-out
+    clip of every fold: per fold, mean ± sd, the mean of the folds no choice saw, per class,
+    each member's own figures, and compute (the members' sum).
+
+    A member is an experiment ``REV`` (its ``model``) or ``REV:MODEL`` (a CNN beside ResNets,
+    say). Every member must have split the folds alike and know the same classes; members may
+    differ in features (64 and 128 mel bands, say): when they all share one set, the clips
+    come from ``features`` (the workspace's), otherwise each member is scored on its own
+    experiment's ``data/features``, read through DVC."""
     import tempfile
 
     import dvc.api
@@ -141,35 +177,50 @@ def ensemble(repo: Path, exps: Sequence[str], folds: Sequence[int], dev_fold: in
     from sonic.features.store import load_features
     from sonic.models.checkpoint import load_classifier
 
-    feats = load_features(features)
-    out: dict = {"members": list(exps), "model": model, "machine": cpu_model(),
-                 "date": dt.date.today().isoformat(), "command": command, "folds": list(folds),
-                 "dev_fold": dev_fold}
+    specs = [member_spec(x, model) for x in exps]
+    out: dict = {"members": list(exps), "model": " + ".join(dict.fromkeys(m for _, m in specs)),
+                 "machine": cpu_model(), "date": dt.date.today().isoformat(),
+                 "command": command, "folds": list(folds), "dev_fold": dev_fold}
     per_fold, member_acc, preds = {}, {e: {} for e in exps}, []
+    feature_sets: dict[int, object] = {}  # member index → the FeatureSet it is scored on
     with tempfile.TemporaryDirectory() as tmp:
         for k in folds:
-            splits = {e: dvc.api.read(f"data/cv/{k}/split.csv", repo=str(repo), rev=e)
-                      for e in exps}
+            splits = {e: dvc.api.read(f"data/cv/{k}/split.csv", repo=str(repo), rev=rev)
+                      for e, (rev, _) in zip(exps, specs)}
             if len(set(splits.values())) > 1:
                 raise SystemExit(f"cv_results ensemble: the experiments split fold {k} "
                                  "differently; an ensemble needs the same folds")
             roles = pd.read_csv(io.StringIO(splits[exps[0]]), dtype=str, keep_default_na=False)
             test = roles[roles["role"] == "test"]
-            paths = [member_checkpoint(repo, e, k, model, Path(tmp)) for e in exps]
+            paths = [member_checkpoint(repo, rev, k, m, Path(tmp)) for rev, m in specs]
             members = [load_classifier(path) for path in paths]
-            if any(m.features != members[0].features for m in members):
-                raise SystemExit(f"cv_results ensemble: fold {k}'s members were trained on "
-                                 "different features; an ensemble needs the same ones")
-            db = np.asarray(feats.mels[feats.rows(test["clip_id"])])
-            if db.shape[1:] != (members[0].features.n_mels, members[0].features.n_frames):
-                raise SystemExit(f"cv_results ensemble: {features} holds {db.shape[1:]} "
-                                 "spectrograms, not the members' features; `dvc exp apply` "
-                                 "one of the experiments first")
+            if any(m.classes != members[0].classes for m in members):
+                raise SystemExit(f"cv_results ensemble: fold {k}'s members know different "
+                                 "classes; their probabilities cannot be averaged")
+            if not feature_sets:
+                shared = all(m.features == members[0].features for m in members)
+                by_config: dict[str, object] = {}
+                for i, ((rev, _), m) in enumerate(zip(specs, members)):
+                    key = repr(m.features)
+                    if key not in by_config:
+                        by_config[key] = (load_features(features) if shared
+                                          else member_features(repo, rev, Path(tmp)))
+                    feature_sets[i] = by_config[key]
+            probs = []
+            for i, m in enumerate(members):
+                feats = feature_sets[i]
+                db = np.asarray(feats.mels[feats.rows(test["clip_id"])])
+                if db.shape[1:] != (m.features.n_mels, m.features.n_frames):
+                    where = features if shared else f"data/features at {specs[i][0]}"
+                    raise SystemExit(f"cv_results ensemble: {where} holds {db.shape[1:]} "
+                                     f"spectrograms, not those {exps[i]} was trained on; "
+                                     "`dvc exp apply` one of the experiments first")
+                probs.append(m.predict(db)["probs"])
             if k == folds[0]:
-                compute = [model_compute(path, members[0].features.n_frames) for path in paths]
+                compute = [model_compute(path, m.features.n_frames)
+                           for path, m in zip(paths, members)]
             classes = members[0].classes
             truth = test["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
-            probs = [m.predict(db)["probs"] for m in members]
             for e, p in zip(exps, probs):
                 member_acc[e][str(k)] = float((p.argmax(1) == truth).mean())
             mean = np.mean(probs, axis=0).argmax(1)
@@ -418,9 +469,9 @@ def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None,
         if len(e["folds"]) != len(results["folds"]):  # a development-fold ensemble: no point
             continue
         c, acc = e["compute"], e["accuracy"]
+        what = e["model"] if " + " in e["model"] else f"{len(e['members'])} × {e['model']}"
         ax.errorbar(c["mflops"], 100 * acc["mean"], yerr=100 * (acc["sd"] or 0), fmt="D",
-                    capsize=3, label=f"Sonic {len(e['members'])} × {e['model']}, averaged "
-                                     f"({c['params_m']:.2f} M)")
+                    capsize=3, label=f"Sonic {what}, averaged ({c['params_m']:.2f} M)")
     ax.set_xscale("log")
     ax.set_xlim(1, 3000)
     ax.set_xlabel("MFLOPs per clip (log scale)")
@@ -485,7 +536,9 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
            "Finished experiments averaged: the ensemble takes the mean of their class "
            "probabilities on every held-out clip, so it costs the members' compute together. "
            "Scored by `python -m sonic.cv_results ensemble` from the experiments' checkpoints "
-           "(read through DVC at each experiment's revision, nothing retrained); an ensemble "
+           "(read through DVC at each experiment's revision, nothing retrained); members "
+           "trained on other features (64 and 128 mel bands) are each scored on their own "
+           "experiment's spectrograms, and `--exp NAME:cnn` adds another model. An ensemble "
            "of development-fold runs has only that fold.", "",
            *ensemble_table(ensembles)] if ensembles else []),
         *(["## Earlier five-fold runs", "",
@@ -549,10 +602,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     e = sub.add_parser("ensemble", help="score the average of finished cross-validation "
                                         "experiments into ensembles.json")
     e.add_argument("--name", required=True)
-    e.add_argument("--exp", action="append", required=True, metavar="REV",
-                   help="an experiment name (or any git revision) with the folds' checkpoints; "
-                        "give it twice or more")
-    e.add_argument("--model", default="resnet", help="which of cv.models (default resnet)")
+    e.add_argument("--exp", action="append", required=True, metavar="REV[:MODEL]",
+                   help="an experiment name (or any git revision) with the folds' checkpoints, "
+                        "optionally which of its cv.models (default --model); give it twice "
+                        "or more")
+    e.add_argument("--model", default="resnet",
+                   help="which of cv.models, for members that do not name one (default resnet)")
     e.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     e.add_argument("--dev-fold", type=int, default=None)
     e.add_argument("--features", type=Path, default=Path("data/features"))

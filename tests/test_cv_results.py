@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from sonic.config import FeatureConfig, ResNetConfig
+from sonic.config import CNNConfig, FeatureConfig, ResNetConfig
 from sonic.cv_results import collect, main, mean_sd, model_compute, page_from_files, study_row
 from sonic.features.store import save_features
 from sonic.models import build_model
@@ -236,3 +236,68 @@ def subprocess_out(repo: Path, *cmd: str) -> str:
 
     return subprocess.run(cmd, cwd=repo, check=True, capture_output=True, text=True,
                           timeout=60).stdout.strip()
+
+
+def test_an_ensemble_of_members_on_different_features_and_models(tmp_path):
+    """A ResNet on 16 mel bands and a CNN on 24 (`--exp REV:cnn`), each experiment with its own
+    DVC-tracked data/features, the second's clips in another order: each member is scored on
+    its own experiment's spectrograms, matched by clip id, and the ensemble is the mean of
+    those probabilities; members that know other classes are refused."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git_dvc(repo, "git", "init", "-q")
+    _git_dvc(repo, "init", "-q")
+    _git_dvc(repo, "config", "core.analytics", "false")
+    rng = np.random.default_rng(1)
+    n = 12
+    labels = [CLASSES[i % 3] for i in range(n)]
+    ids = [f"c{i}" for i in range(n)]
+    fold = repo / "data/cv/1"
+    (fold / "models").mkdir(parents=True)
+    pd.DataFrame({"clip_id": ids, "label": labels, "role": "test"}).to_csv(
+        fold / "split.csv", index=False)
+    members = [("resnet", FeatureConfig(n_mels=16), ResNetConfig(blocks=(1, 1), widths=(8, 8))),
+               ("cnn", FeatureConfig(n_mels=24), CNNConfig(widths=(4, 8), fc=(8,), pool=(1, 1)))]
+    revs, probs = [], []
+    for seed, (name, features, cfg) in enumerate(members):
+        mels = rng.normal(-40, 10, (n, features.n_mels, features.n_frames)).astype(np.float32)
+        for i in range(n):  # each class loud in its own bands
+            mels[i, 5 * (i % 3):5 * (i % 3) + 5] += 30
+        order = np.arange(n) if seed == 0 else np.arange(n)[::-1]  # the second stored reversed
+        index = pd.DataFrame({"clip_id": [ids[i] for i in order], "source": "",
+                              "label": [labels[i] for i in order], "group": "", "role": "",
+                              "fold": 1})
+        save_features(repo / "data/features", mels[order], index)
+        torch.manual_seed(seed)
+        model = build_model(name, cfg, 3)
+        last = model.fc if name == "resnet" else model.classifier
+        torch.nn.init.normal_(last.weight, std=20.0)
+        path = fold / f"models/{name}.pt"
+        save_checkpoint(path, name, model, CLASSES, features, -40.0, 10.0)
+        probs.append(load_classifier(path).predict(mels)["probs"])  # clips in id order
+        _git_dvc(repo, "add", f"data/cv/1/models/{name}.pt", "data/features")
+        _git_dvc(repo, "git", "add", "-A")
+        _git_dvc(repo, "git", "commit", "-qm", name)
+        revs.append(subprocess_out(repo, "git", "rev-parse", "HEAD"))
+    out = tmp_path / "metrics"
+    main(["ensemble", "--name", "mixed", "--exp", revs[0], "--exp", f"{revs[1]}:cnn",
+          "--folds", "1", "--features", str(tmp_path / "not_used"), "--repo", str(repo),
+          "--out", str(out)])
+    row = json.loads((out / "ensembles.json").read_text())[0]
+    y = np.arange(n) % 3
+    assert row["model"] == "resnet + cnn"
+    assert row["accuracy"]["per_fold"]["1"] == pytest.approx(
+        float((np.mean(probs, axis=0).argmax(1) == y).mean()))
+    assert row["member_accuracy"][f"{revs[1]}:cnn"]["per_fold"]["1"] == pytest.approx(
+        float((probs[1].argmax(1) == y).mean()))
+    assert row["member_compute"][f"{revs[1]}:cnn"]["mflops"] == pytest.approx(
+        model_compute(fold / "models/cnn.pt", members[1][1].n_frames)["mflops"])
+
+    model = build_model("resnet", members[0][2], 2)  # a member of two classes only
+    save_checkpoint(fold / "models/resnet.pt", "resnet", model, CLASSES[:2], members[0][1],
+                    -40.0, 10.0)
+    _git_dvc(repo, "add", "data/cv/1/models/resnet.pt")
+    _git_dvc(repo, "git", "commit", "-qam", "two classes")
+    with pytest.raises(SystemExit, match="different classes"):
+        main(["ensemble", "--name", "x", "--exp", revs[0], "--exp", "HEAD", "--folds", "1",
+              "--repo", str(repo), "--out", str(out)])
