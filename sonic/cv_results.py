@@ -104,7 +104,8 @@ def collect(cv: Path, folds: Sequence[int], dev_fold: int | None, command: str) 
                     for k in folds}
             entry["time"] = {k: {"wall_time_s": r["wall_time_s"],
                                  "samples_per_s": r["samples_per_s"],
-                                 "train_samples": r["train_samples"]} for k, r in runs.items()}
+                                 "train_samples": r["train_samples"], **resumed(r)}
+                             for k, r in runs.items()}
             entry["compute"] = model_compute(cv / str(folds[0]) / "models" / f"{model}.pt",
                                              n_frames)
         out["models"][model] = entry
@@ -341,8 +342,23 @@ def study_row(cv: Path, fold: int, name: str, change: str, repeat_of: str | None
         summary = json.loads((run.parent / "metrics.json").read_text())
         row["time"][run.parent.name[len("train_"):]] = {
             "wall_time_s": r["wall_time_s"], "samples_per_s": r["samples_per_s"],
-            "epochs": summary["epochs"], "parameters": r["parameters"]}
+            "epochs": summary["epochs"], "parameters": r["parameters"], **resumed(r)}
     return row
+
+
+def resumed(run: dict) -> dict:
+    """``{"resumed_after_epoch": n}`` when the training was continued from a resume file (its
+    run.json's wall time then counts the last process only), else nothing."""
+    n = run.get("resumed_after_epoch")
+    return {"resumed_after_epoch": n} if n else {}
+
+
+def wall_time(t: dict) -> str:
+    """A training's wall time for a table; a resumed one says which epochs it counts."""
+    text = f"{t['wall_time_s'] / 60:.1f} min"
+    if t.get("resumed_after_epoch"):
+        text += f" (epochs after {t['resumed_after_epoch']} only: resumed)"
+    return text
 
 
 def best_model(results: dict) -> str:
@@ -377,7 +393,7 @@ def results_tables(results: dict) -> list[str]:
         t = e["time"]
         rate = np.mean([t[k]["samples_per_s"] for k in folds])
         lines.append(f"| {model} (wall time) | " + " | ".join(
-            f"{t[k]['wall_time_s'] / 60:.1f} min" for k in folds) + f" | {rate:.0f} |")
+            wall_time(t[k]) for k in folds) + f" | {rate:.0f} |")
     if results.get("timing"):
         lines += ["", f"Timing: {results['timing']}"]
     return lines
@@ -399,8 +415,7 @@ def study_table(study: list[dict]) -> list[str]:
         for model, acc in row["accuracy"].items():
             t, c = row["time"].get(model, {}), row.get("compute", {}).get(model)
             size = f"{c['params_m']:.2f} | {c['mflops']:.0f}" if c else "– | –"
-            timing = (f"{t['wall_time_s'] / 60:.1f} min | {t['samples_per_s']:.0f} |" if t
-                      else "– | – |")
+            timing = f"{wall_time(t)} | {t['samples_per_s']:.0f} |" if t else "– | – |"
             lines.append(f"| `{row['name']}` | {row['change']} | {model} | {size} | "
                          f"{t.get('epochs', '–')} | {pct(acc)} | {timing}")
     return lines

@@ -98,6 +98,26 @@ def test_study_rows_and_the_page_from_files(tmp_path):
     assert plot.stat().st_size > 0 and (out / "confusion_resnet.png").exists()
 
 
+def test_a_resumed_training_says_which_epochs_its_wall_time_counts(tmp_path):
+    """run.json's wall time is the last process's; a run continued from a resume file carries
+    the epoch it resumed after into the study row, the five-fold times and both tables."""
+    cv = fake_cv(tmp_path, {1: 3, 2: 4})
+    run = cv / "2/train_resnet/run.json"
+    run.write_text(json.dumps({**json.loads(run.read_text()), "resumed_after_epoch": 2}))
+    row = study_row(cv, 2, "dev_r", "resumed")
+    assert row["time"]["resnet"]["resumed_after_epoch"] == 2
+    assert "resumed_after_epoch" not in study_row(cv, 1, "dev_x", "x")["time"]["resnet"]
+    out = tmp_path / "results"
+    main(["collect", "--cv", str(cv), "--folds", "1", "2", "--dev-fold", "1", "--out", str(out)])
+    main(["study", "--cv", str(cv), "--fold", "2", "--name", "dev_r", "--change", "r", "--out",
+          str(out)])
+    doc = tmp_path / "esc50.md"
+    main(["page", "--results", str(out), "--doc", str(doc), "--plot", str(tmp_path / "p.png")])
+    text = doc.read_text()
+    assert "| resnet (wall time) | 1.0 min | 2.0 min (epochs after 2 only: resumed) | 100 |" in text
+    assert "| 2.0 min (epochs after 2 only: resumed) | 100 |" in text.split("## The study")[1]
+
+
 def test_the_page_gives_the_seed_noise_of_a_repeated_recipe(tmp_path):
     """Runs marked --repeat-of are pooled with their recipe: mean ± sd (ddof 1) and range."""
     cv = fake_cv(tmp_path, {1: 3, 2: 4})
