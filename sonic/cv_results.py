@@ -324,10 +324,11 @@ def history_table(history: list[dict]) -> list[str]:
     return lines
 
 
-def study_row(cv: Path, fold: int, name: str, change: str, repeat_of: str | None = None) -> dict:
+def study_row(cv: Path, fold: int, name: str, change: str, repeat_of: str | None = None,
+              against: str | None = None) -> dict:
     """One development-fold experiment: its test accuracy per model, their compute and their
     training time. ``repeat_of`` names the experiment this one repeats with only the training
-    seed changed."""
+    seed changed; ``against`` the one it changes (its baseline in the study's verdicts)."""
     scores = json.loads((cv / str(fold) / "evaluate/metrics.json").read_text())["test"]
     n_frames = clip_frames(cv)
     row = {"name": name, "fold": fold, "change": change,
@@ -337,6 +338,8 @@ def study_row(cv: Path, fold: int, name: str, change: str, repeat_of: str | None
            "machine": cpu_model(), "date": dt.date.today().isoformat()}
     if repeat_of:
         row["repeat_of"] = repeat_of
+    if against:
+        row["against"] = against
     for run in sorted((cv / str(fold)).glob("train_*/run.json")):
         r = json.loads(run.read_text())
         summary = json.loads((run.parent / "metrics.json").read_text())
@@ -408,16 +411,62 @@ def per_class_table(results: dict, worst: int = 10) -> list[str]:
     return lines
 
 
+def seed_runs(study: list[dict], name: str, model: str) -> list[float]:
+    """Development-fold accuracies of experiment ``name`` and of its seed repeats."""
+    return [r["accuracy"][model] for r in study
+            if (r["name"] == name or r.get("repeat_of") == name) and model in r["accuracy"]]
+
+
+def seed_groups(study: list[dict]) -> list[tuple[dict, str, list[float]]]:
+    """(experiment, model, accuracies) for every experiment the study repeats with other
+    training seeds: its own run first, then its repeats'."""
+    return [(row, model, accs) for row in study if not row.get("repeat_of")
+            for model in row["accuracy"]
+            if len(accs := seed_runs(study, row["name"], model)) > 1]
+
+
+def pooled_seed_sd(study: list[dict]) -> tuple[float | None, int]:
+    """One run's seed sd pooled over every repeated experiment (each group's mean removed: one
+    degree of freedom per group), and its degrees of freedom; (None, 0) without repeats."""
+    groups = [np.asarray(accs) - np.mean(accs) for _, _, accs in seed_groups(study)]
+    dof = sum(len(g) - 1 for g in groups)
+    if not dof:
+        return None, 0
+    return float(np.sqrt(sum(float((g ** 2).sum()) for g in groups) / dof)), dof
+
+
+def verdict(study: list[dict], row: dict, model: str) -> str:
+    """What one study row did against its baseline (``against``): the difference of the two
+    experiments' means over their seed runs, and whether it clears twice the sd that seed
+    noise gives such a difference (the pooled one-run sd × √(1/n + 1/m))."""
+    if row.get("repeat_of"):
+        return f"seed repeat of `{row['repeat_of']}`"
+    base = seed_runs(study, row.get("against", ""), model)
+    if not base:
+        return "–"
+    own = seed_runs(study, row["name"], model)
+    diff, (sd, _) = float(np.mean(own) - np.mean(base)), pooled_seed_sd(study)
+    text = f"{100 * diff:+.1f}" + (f" (its {len(own)} seeds)" if len(own) > 1 else "") + (
+        f" vs `{row['against']}`") + (f" ({len(base)} seeds)" if len(base) > 1 else "")
+    if sd is None:
+        return text
+    noise = 2 * sd * np.sqrt(1 / len(own) + 1 / len(base))
+    said = "helped" if diff > noise else "hurt" if diff < -noise else "within noise"
+    return f"{text}: **{said}** (noise ±{100 * noise:.1f})"
+
+
 def study_table(study: list[dict]) -> list[str]:
     lines = ["| experiment | change | model | params (M) | MFLOPs / clip | epochs | "
-             "dev-fold accuracy | wall time | samples/s |", "|---|---|---|---|---|---|---|---|---|"]
+             "dev-fold accuracy | against its baseline | wall time | samples/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in study:
         for model, acc in row["accuracy"].items():
             t, c = row["time"].get(model, {}), row.get("compute", {}).get(model)
             size = f"{c['params_m']:.2f} | {c['mflops']:.0f}" if c else "– | –"
             timing = f"{wall_time(t)} | {t['samples_per_s']:.0f} |" if t else "– | – |"
             lines.append(f"| `{row['name']}` | {row['change']} | {model} | {size} | "
-                         f"{t.get('epochs', '–')} | {pct(acc)} | {timing}")
+                         f"{t.get('epochs', '–')} | {pct(acc)} | {verdict(study, row, model)} | "
+                         f"{timing}")
     return lines
 
 
@@ -425,27 +474,22 @@ def seed_spread(study: list[dict]) -> list[str]:
     """For each experiment that others repeat with another training seed (``repeat_of``), the
     spread of its development-fold accuracy over all its runs: the noise a one-run change has
     to clear before it means anything."""
-    lines, groups = [], []
-    for row in study:
-        runs = [row] + [r for r in study if r.get("repeat_of") == row["name"]]
-        if len(runs) < 2:
-            continue
-        for model, acc in row["accuracy"].items():
-            accs = [r["accuracy"][model] for r in runs if model in r["accuracy"]]
-            groups.append(np.asarray(accs) - np.mean(accs))
-            spread, names = mean_sd(accs), ", ".join(f"`{r['name']}`" for r in runs)
-            lines.append(
-                f"Seed noise: `{row['name']}` ({model}) trained {len(accs)} times with only the "
-                f"training seed changed ({names}) scores "
-                f"{', '.join(pct(a) for a in accs)} on the development fold: "
-                f"**{pct(spread['mean'])} ± {pct(spread['sd'])}** (mean ± sd), "
-                f"{pct(min(accs))}–{pct(max(accs))}. A change measured by one run on this fold "
-                f"differs from its recipe by chance by about {pct(np.sqrt(2) * spread['sd'])} "
-                "points (sd of a difference of two runs), so only a larger gain, or the mean of "
-                "several seeds, says that it helped.")
+    lines, groups = [], seed_groups(study)
+    for row, model, accs in groups:
+        runs = [row] + [r for r in study if r.get("repeat_of") == row["name"]
+                        and model in r["accuracy"]]
+        spread, names = mean_sd(accs), ", ".join(f"`{r['name']}`" for r in runs)
+        lines.append(
+            f"Seed noise: `{row['name']}` ({model}) trained {len(accs)} times with only the "
+            f"training seed changed ({names}) scores "
+            f"{', '.join(pct(a) for a in accs)} on the development fold: "
+            f"**{pct(spread['mean'])} ± {pct(spread['sd'])}** (mean ± sd), "
+            f"{pct(min(accs))}–{pct(max(accs))}. A change measured by one run on this fold "
+            f"differs from its recipe by chance by about {pct(np.sqrt(2) * spread['sd'])} "
+            "points (sd of a difference of two runs), so only a larger gain, or the mean of "
+            "several seeds, says that it helped.")
     if len(groups) > 1:  # each group's sd rests on few runs: pool them (ddof: one per group)
-        dof = sum(len(g) - 1 for g in groups)
-        pooled = float(np.sqrt(sum(float((g ** 2).sum()) for g in groups) / dof))
+        pooled, dof = pooled_seed_sd(study)
         lines.append(f"Pooled over these {len(groups)} repeated recipes ({dof} degrees of "
                      f"freedom), one run's seed sd is **{pct(pooled)}** points and a one-run "
                      f"difference carries about {pct(np.sqrt(2) * pooled)}.")
@@ -571,8 +615,12 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
         "Each row is a named DVC experiment on the development fold, in the order they ran: "
         "a five-fold run's fold-1 row (its recipe), then the changes tried against it, one "
         "thing at a time; the changes that paid went into the next recipe, whose fold-1 row "
-        "follows them. One point is four of the fold's 400 clips. Wall times depend on what "
-        "else shared the cores: compare accuracy, not time.",
+        "follows them. One point is four of the fold's 400 clips. *Against its baseline*: "
+        "the change from the experiment it changes, each side the mean of its seed runs; "
+        "**helped** or **hurt** only beyond twice the sd that seed noise gives that "
+        "difference (the pooled one-run seed sd below × √(1/n + 1/m) for n and m runs), "
+        "otherwise within noise. Wall times depend on what else shared the cores: compare "
+        "accuracy, not time.",
         "",
         *study_table(study),
         "",
@@ -611,6 +659,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--fold", type=int, default=1)
     s.add_argument("--name", required=True)
     s.add_argument("--change", required=True, help="what this experiment changed")
+    s.add_argument("--against", default=None, metavar="NAME",
+                   help="the study's experiment this one changes (its baseline)")
     s.add_argument("--repeat-of", default=None, metavar="NAME",
                    help="the study's experiment this one repeats with another training seed")
     s.add_argument("--out", type=Path, required=True)
@@ -649,7 +699,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.what == "study":
         path = args.out / "study.json"
         study = json.loads(path.read_text()) if path.exists() else []
-        row = study_row(args.cv, args.fold, args.name, args.change, args.repeat_of)
+        row = study_row(args.cv, args.fold, args.name, args.change, args.repeat_of,
+                        args.against)
         study = [r for r in study if r["name"] != args.name] + [row]
         write_json(path, study)
         print("\n".join(study_table(study)))

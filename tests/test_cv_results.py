@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from sonic.config import CNNConfig, FeatureConfig, ResNetConfig
-from sonic.cv_results import collect, main, mean_sd, model_compute, page_from_files, study_row
+from sonic.cv_results import (collect, main, mean_sd, model_compute, page_from_files,
+                               study_row, study_table)
 from sonic.features.store import save_features
 from sonic.models import build_model
 from sonic.models.checkpoint import load_classifier, save_checkpoint
@@ -116,6 +117,35 @@ def test_a_resumed_training_says_which_epochs_its_wall_time_counts(tmp_path):
     text = doc.read_text()
     assert "| resnet (wall time) | 1.0 min | 2.0 min (epochs after 2 only: resumed) | 100 |" in text
     assert "| 2.0 min (epochs after 2 only: resumed) | 100 |" in text.split("## The study")[1]
+
+
+def test_each_study_row_says_whether_it_cleared_the_seed_noise_of_its_baseline(tmp_path):
+    """`study --against` names the experiment a row changes; the table gives the difference of
+    the two sides' seed means and calls it helped or hurt only beyond twice the sd seed noise
+    gives it (pooled one-run sd × √(1/n + 1/m))."""
+    cv = fake_cv(tmp_path, {1: 3})
+    out = tmp_path / "results"
+    main(["study", "--cv", str(cv), "--name", "big", "--change", "x", "--against", "recipe",
+          "--out", str(out)])
+    big = json.loads((out / "study.json").read_text())[0]
+    assert big["against"] == "recipe"
+    rows = [{"name": "recipe", "accuracy": {"resnet": 0.70}, "time": {}},
+            {"name": "r1", "accuracy": {"resnet": 0.72}, "time": {}, "repeat_of": "recipe"},
+            {"name": "r2", "accuracy": {"resnet": 0.68}, "time": {}, "repeat_of": "recipe"},
+            {**big, "accuracy": {"resnet": 0.80}},
+            {"name": "small", "accuracy": {"resnet": 0.71}, "time": {}, "against": "recipe"},
+            {"name": "bad", "accuracy": {"resnet": 0.60}, "time": {}, "against": "big"},
+            {"name": "bad_s2", "accuracy": {"resnet": 0.62}, "time": {}, "repeat_of": "bad"}]
+    for row in rows:
+        row.setdefault("change", "c")
+    sd = np.sqrt((0.02 ** 2 * 2 + 0.01 ** 2 * 2) / 3)  # pooled over recipe (2 dof) and bad (1)
+    table = "\n".join(study_table(rows))
+    noise = 200 * sd * np.sqrt(1 + 1 / 3)
+    assert f"| +10.0 vs `recipe` (3 seeds): **helped** (noise ±{noise:.1f}) |" in table
+    assert f"| +1.0 vs `recipe` (3 seeds): **within noise** (noise ±{noise:.1f}) |" in table
+    noise = 200 * sd * np.sqrt(1 / 2 + 1)
+    assert f"| -19.0 (its 2 seeds) vs `big`: **hurt** (noise ±{noise:.1f}) |" in table
+    assert "| 70.0 | – |" in table and "| 72.0 | seed repeat of `recipe` |" in table
 
 
 def test_the_page_gives_the_seed_noise_of_a_repeated_recipe(tmp_path):
