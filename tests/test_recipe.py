@@ -12,7 +12,7 @@ from sonic.models.checkpoint import crop_starts, load_classifier, save_checkpoin
 from sonic.training.data import MelSet
 from sonic.training.loop import fit
 from sonic.training.regularize import (bc_coefficient, bc_mix, loudness_db, mixed_cross_entropy,
-                                       random_crop)
+                                       random_crop, time_shift)
 from sonic.training.resume import ResumeFile
 
 TINY_CNN = CNNConfig(widths=(16, 16), fc=(16,), pool=(1, 1), dropout=0.0, fc_dropout=0.0)
@@ -76,6 +76,34 @@ def test_random_crops_are_windows_of_their_own_clip():
     for i, s in enumerate(starts.long().tolist()):
         assert torch.equal(out[i], x[i, :, :, s:s + 7])
     assert random_crop(x, 0, torch.Generator()) is x and random_crop(x, 40, torch.Generator()) is x
+
+
+def test_time_shifts_move_each_clip_and_fill_with_its_floor():
+    """Every example moves by its own shift in [-5, 5] frames, keeps its length, and the frames
+    it vacates hold its own lowest value; 0 frames leaves the batch and the generator alone."""
+    T = 30
+    x = torch.arange(T, dtype=torch.float32).view(1, 1, 1, T).repeat(64, 1, 2, 1) + 100 * \
+        torch.arange(64.0).view(64, 1, 1, 1)  # example i: 100 i + frame index, floor 100 i
+    out = time_shift(x, 5, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    shifts = set()
+    for i in range(64):
+        floor = 100.0 * i
+        # the first frame that is not floor-filled tells the shift
+        row = out[i, 0, 0]
+        s = int((row == floor).sum().item()) - 1 if row[0] == floor else -int(row[0] - floor)
+        shifts.add(s)
+        assert -5 <= s <= 5
+        expected = torch.roll(x[i], s, dims=-1)
+        if s > 0:
+            expected[..., :s] = floor
+        elif s < 0:
+            expected[..., s:] = floor
+        assert torch.equal(out[i], expected), i
+    assert len(shifts) > 5  # each example its own shift, both ways
+    gen = torch.Generator().manual_seed(3)
+    assert time_shift(x, 0, gen) is x
+    assert torch.equal(gen.get_state(), torch.Generator().manual_seed(3).get_state())
 
 
 def test_crop_starts_cover_the_clip_evenly():

@@ -24,6 +24,7 @@ class TrainConfig:
     mixup_prob: float = bounded(0.3, **PROBABILITY)  # fraction of batches mixed
     mixing: Literal["mixup", "bc"] = "mixup"  # bc: between-class mixing in the power domain
     ema: float = bounded(0.0, 0.0, 1.0, open_high=True)  # weight-average decay per step; 0 = off
+    time_shift: int = bounded(0, 0)  # shift each training clip by up to ± this many frames; 0 = off
     crop_frames: int = bounded(0, 0)  # random training crops of this many frames; 0 = whole clip
     test_crops: int = bounded(1, 1)  # crops averaged at inference when crop_frames > 0
     freq_masks: int = bounded(2, 0)

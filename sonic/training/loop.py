@@ -28,7 +28,8 @@ from sonic.precision import autocast, memory_format, use_bf16
 from sonic.progress import progress
 from sonic.training.data import MelSet
 from sonic.training.distributed import Dist
-from sonic.training.regularize import bc_mix, mixed_cross_entropy, mixup, random_crop, spec_augment
+from sonic.training.regularize import (bc_mix, mixed_cross_entropy, mixup, random_crop,
+                                      spec_augment, time_shift)
 from sonic.training.resume import ResumeFile, epoch_seed, resume_history
 
 
@@ -201,9 +202,10 @@ def restore(run: Run, result: TrainResult, saved: dict) -> None:
 
 def train_step(run: Run, xb: torch.Tensor, yb: torch.Tensor, cfg: TrainConfig, train: MelSet,
                gen: torch.Generator) -> torch.Tensor:
-    """One optimiser step on a batch (B, 1, n_mels, T), (B,) already on the device: crop,
-    SpecAugment, mixing, forward, loss, backward, clip, step, schedule, average. Returns the
-    loss (a scalar tensor)."""
+    """One optimiser step on a batch (B, 1, n_mels, T), (B,) already on the device: shift,
+    crop, SpecAugment, mixing, forward, loss, backward, clip, step, schedule, average. Returns
+    the loss (a scalar tensor)."""
+    xb = time_shift(xb, cfg.time_shift, gen)
     xb = random_crop(xb, cfg.crop_frames, gen)
     xb = spec_augment(xb, cfg.freq_masks, cfg.freq_mask_width, cfg.time_masks,
                       cfg.time_mask_width, gen)

@@ -109,6 +109,21 @@ def bc_mix(db: torch.Tensor, y: torch.Tensor, generator: torch.Generator
     return mixed.to(db.dtype), y, y[perm], r
 
 
+def time_shift(x: torch.Tensor, frames: int, generator: torch.Generator) -> torch.Tensor:
+    """Each (B, 1, n_mels, T) example moved by its own whole number of frames, uniform in
+    [-frames, frames], keeping its length: what leaves one end is dropped, and the frames it
+    vacates at the other take the example's lowest value (its floor: silence), not a wrap of
+    the other end. The batch unchanged, and nothing drawn, when ``frames`` is 0."""
+    B, _, M, T = x.shape
+    if frames <= 0:
+        return x
+    shift = torch.randint(-frames, frames + 1, (B,), generator=generator).to(x.device)
+    source = torch.arange(T, device=x.device)[None, :] - shift[:, None]  # (B, T)
+    inside = ((source >= 0) & (source < T)).view(B, 1, 1, T)
+    moved = x.gather(3, source.clamp(0, T - 1).view(B, 1, 1, T).expand(B, 1, M, T))
+    return torch.where(inside, moved, x.amin(dim=(1, 2, 3), keepdim=True))
+
+
 def random_crop(x: torch.Tensor, frames: int, generator: torch.Generator) -> torch.Tensor:
     """A random window of ``frames`` frames from each (B, 1, n_mels, T) example (its own start);
     the whole batch when ``frames`` is 0 or not shorter than T."""
