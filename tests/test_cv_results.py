@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from sonic.config import CNNConfig, FeatureConfig, ResNetConfig
-from sonic.cv_results import (collect, main, mean_sd, model_compute, page_from_files,
-                               study_row, study_table)
+from sonic.cv_results import (collect, delayed_accuracy, main, mean_sd, model_compute,
+                               page_from_files, study_row, study_table)
 from sonic.features.store import save_features
 from sonic.models import build_model
 from sonic.models.checkpoint import load_classifier, save_checkpoint
@@ -145,7 +145,49 @@ def test_each_study_row_says_whether_it_cleared_the_seed_noise_of_its_baseline(t
     assert f"| +1.0 vs `recipe` (3 seeds): **within noise** (noise ±{noise:.1f}) |" in table
     noise = 200 * sd * np.sqrt(1 / 2 + 1)
     assert f"| -19.0 (its 2 seeds) vs `big`: **hurt** (noise ±{noise:.1f}) |" in table
-    assert "| 70.0 | – |" in table and "| 72.0 | seed repeat of `recipe` |" in table
+    assert "| 70.0 | – | – |" in table and "| 72.0 | – | seed repeat of `recipe` |" in table
+
+
+def test_study_rows_are_also_scored_on_clips_that_start_late(tmp_path):
+    """`delayed_accuracy` scores the fold's test clips each moved 0.5 s later (the frames
+    before at the clip's floor, its end dropped): at 0 s it is the plain accuracy, and it is
+    what the checkpoint gives such clips; a study row records it and the table shows it."""
+    features = FeatureConfig(n_mels=16)
+    rng = np.random.default_rng(2)
+    n, T = 24, features.n_frames
+    mels = rng.normal(-40, 10, (n, 16, T)).astype(np.float32).clip(-80, 0)
+    for i in range(n):  # each class loud in its own bands, in the clip's first half only
+        mels[i, 5 * (i % 3):5 * (i % 3) + 5, :T // 2] += 30
+    mels = mels.clip(-80, 0)
+    ids, labels = [f"c{i}" for i in range(n)], [CLASSES[i % 3] for i in range(n)]
+    root = tmp_path / "data"
+    save_features(root / "features", mels, pd.DataFrame(
+        {"clip_id": ids, "source": "", "label": labels, "group": "", "role": "", "fold": 1}))
+    fold = root / "cv/1"
+    (fold / "models").mkdir(parents=True)
+    pd.DataFrame({"clip_id": ids, "label": labels, "role": "test"}).to_csv(
+        fold / "split.csv", index=False)
+    torch.manual_seed(0)
+    model = build_model("resnet", ResNetConfig(blocks=(1, 1), widths=(8, 8)), 3)
+    torch.nn.init.normal_(model.fc.weight, std=20.0)
+    save_checkpoint(fold / "models/resnet.pt", "resnet", model, CLASSES, features, -40.0, 10.0)
+    clf, y = load_classifier(fold / "models/resnet.pt"), np.arange(n) % 3
+    plain = float((clf.predict(mels)["probs"].argmax(1) == y).mean())
+    assert delayed_accuracy(root / "cv", 1, "resnet", seconds=0.0) == pytest.approx(plain)
+    k = round(0.5 * features.sample_rate / features.hop_length)
+    late = np.concatenate([np.broadcast_to(mels.min(axis=(1, 2), keepdims=True), (n, 16, k)),
+                           mels[..., :T - k]], axis=-1)
+    expected = float((clf.predict(late)["probs"].argmax(1) == y).mean())
+    assert delayed_accuracy(root / "cv", 1, "resnet") == pytest.approx(expected)
+    (fold / "evaluate").mkdir()
+    (fold / "evaluate/metrics.json").write_text(json.dumps({"test": {"resnet": {"accuracy": plain}}}))
+    (fold / "train_resnet").mkdir()
+    (fold / "train_resnet/run.json").write_text(json.dumps(
+        {"wall_time_s": 6.0, "samples_per_s": 1.0, "train_samples": 1, "parameters": 1}))
+    (fold / "train_resnet/metrics.json").write_text(json.dumps({"epochs": 1}))
+    row = study_row(root / "cv", 1, "dev_late", "x")
+    assert row["delayed"] == {"seconds": 0.5, "accuracy": {"resnet": pytest.approx(expected)}}
+    assert f"| {100 * plain:.1f} | {100 * expected:.1f} | – |" in "\n".join(study_table([row]))
 
 
 def test_the_page_gives_the_seed_noise_of_a_repeated_recipe(tmp_path):

@@ -114,10 +114,16 @@ def time_shift(x: torch.Tensor, frames: int, generator: torch.Generator) -> torc
     [-frames, frames], keeping its length: what leaves one end is dropped, and the frames it
     vacates at the other take the example's lowest value (its floor: silence), not a wrap of
     the other end. The batch unchanged, and nothing drawn, when ``frames`` is 0."""
-    B, _, M, T = x.shape
     if frames <= 0:
         return x
-    shift = torch.randint(-frames, frames + 1, (B,), generator=generator).to(x.device)
+    shift = torch.randint(-frames, frames + 1, (x.shape[0],), generator=generator)
+    return shift_frames(x, shift.to(x.device))
+
+
+def shift_frames(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Each (B, 1, n_mels, T) example moved ``shift[i]`` frames later (earlier when negative),
+    its length kept, the vacated frames at its lowest value."""
+    B, _, M, T = x.shape
     source = torch.arange(T, device=x.device)[None, :] - shift[:, None]  # (B, T)
     inside = ((source >= 0) & (source < T)).view(B, 1, 1, T)
     moved = x.gather(3, source.clamp(0, T - 1).view(B, 1, 1, T).expand(B, 1, M, T))
