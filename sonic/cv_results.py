@@ -6,8 +6,9 @@ folds no study choice looked at, per class, compute per clip and time per fold, 
 machine, date and command), ``per_class.csv`` and ``confusion_<model>.png`` (one confusion over
 all folds). ``study`` records one development-fold experiment in ``study.json``. ``ensemble``
 scores the average of finished cross-validation experiments (the same recipe trained with other
-seeds, on other features, or another model: ``--exp NAME:cnn``) on every fold, their checkpoints read through DVC at each experiment's revision — no
-retraining — into ``ensembles.json``. ``page`` writes the Markdown page and the
+seeds, on other features, or another model: ``--exp NAME:cnn``) on every fold, their
+checkpoints read through DVC at each experiment's revision — no retraining — into
+``ensembles.json``. ``page`` writes the Markdown page and the
 accuracy-against-compute plot from those files only, so the page can be regenerated (and
 checked) anywhere::
 

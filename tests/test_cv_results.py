@@ -180,7 +180,8 @@ def test_study_rows_are_also_scored_on_clips_that_start_late(tmp_path):
     expected = float((clf.predict(late)["probs"].argmax(1) == y).mean())
     assert delayed_accuracy(root / "cv", 1, "resnet") == pytest.approx(expected)
     (fold / "evaluate").mkdir()
-    (fold / "evaluate/metrics.json").write_text(json.dumps({"test": {"resnet": {"accuracy": plain}}}))
+    (fold / "evaluate/metrics.json").write_text(
+        json.dumps({"test": {"resnet": {"accuracy": plain}}}))
     (fold / "train_resnet").mkdir()
     (fold / "train_resnet/run.json").write_text(json.dumps(
         {"wall_time_s": 6.0, "samples_per_s": 1.0, "train_samples": 1, "parameters": 1}))
