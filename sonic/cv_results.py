@@ -440,10 +440,15 @@ def per_class_table(results: dict, worst: int = 10) -> list[str]:
     return lines
 
 
+def seed_rows(study: list[dict], name: str, model: str) -> list[dict]:
+    """The study rows of experiment ``name`` and of its seed repeats that scored ``model``."""
+    return [r for r in study
+            if (r["name"] == name or r.get("repeat_of") == name) and model in r["accuracy"]]
+
+
 def seed_runs(study: list[dict], name: str, model: str) -> list[float]:
     """Development-fold accuracies of experiment ``name`` and of its seed repeats."""
-    return [r["accuracy"][model] for r in study
-            if (r["name"] == name or r.get("repeat_of") == name) and model in r["accuracy"]]
+    return [r["accuracy"][model] for r in seed_rows(study, name, model)]
 
 
 def seed_groups(study: list[dict]) -> list[tuple[dict, str, list[float]]]:
@@ -506,9 +511,8 @@ def seed_spread(study: list[dict]) -> list[str]:
     to clear before it means anything."""
     lines, groups = [], seed_groups(study)
     for row, model, accs in groups:
-        runs = [row] + [r for r in study if r.get("repeat_of") == row["name"]
-                        and model in r["accuracy"]]
-        spread, names = mean_sd(accs), ", ".join(f"`{r['name']}`" for r in runs)
+        names = ", ".join(f"`{r['name']}`" for r in seed_rows(study, row["name"], model))
+        spread = mean_sd(accs)
         lines.append(
             f"Seed noise: `{row['name']}` ({model}) trained {len(accs)} times with only the "
             f"training seed changed ({names}) scores "
