@@ -4,8 +4,10 @@
 and writes, under ``--out``: ``results.json`` (per fold, mean ± sd (ddof 1), the mean of the
 folds no study choice looked at, per class, compute per clip and time per fold, with the
 machine, date and command), ``per_class.csv`` and ``confusion_<model>.png`` (one confusion over
-all folds). ``study`` records one development-fold experiment in ``study.json``. ``ensemble``
-scores the average of finished cross-validation experiments (the same recipe trained with other
+all folds) — from this workspace's ``data/cv``, or with ``--exp NAME[:MODEL]`` (once per
+experiment: a ResNet run and a CNN run on other features, say) from each experiment's folds
+read through DVC, joined in one result. ``study`` records one development-fold experiment in
+``study.json``. ``ensemble`` scores the average of finished cross-validation experiments (the same recipe trained with other
 seeds, on other features, or another model: ``--exp NAME:cnn``) on every fold, their
 checkpoints read through DVC at each experiment's revision — no retraining — into
 ``ensembles.json``. ``page`` writes the Markdown page and the
@@ -50,15 +52,17 @@ ANCHORS = [
 ]
 
 
-def model_compute(checkpoint: Path, n_frames: int) -> dict[str, float]:
+def model_compute(checkpoint: Path, n_frames: int | None = None) -> dict[str, float]:
     """Parameters (M) and MFLOPs (2 per multiply-add, torch's FlopCounterMode) of one forward
-    pass over one clip of ``n_frames`` frames, with the inference crops counted."""
+    pass over one clip of ``n_frames`` frames (default: the clip length the checkpoint's
+    features give), with the inference crops counted."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from sonic.models.checkpoint import crop_starts, load_classifier
 
     clf = load_classifier(checkpoint)
+    n_frames = n_frames or clf.features.n_frames
     frames, count = clf.crops
     width = frames if 0 < frames < n_frames else n_frames
     crops = len(crop_starts(n_frames, frames, count))
@@ -110,12 +114,13 @@ def clip_frames(cv: Path) -> int:
     return int(np.load(cv.parent / "features/mels.npy", mmap_mode="r").shape[-1])
 
 
-def collect(cv: Path, folds: Sequence[int], dev_fold: int | None, command: str) -> dict:
-    """Every figure of a finished cross-validation under ``cv`` (see the module docstring)."""
+def collect(cv: Path, folds: Sequence[int], dev_fold: int | None, command: str,
+            models: Sequence[str] | None = None) -> dict:
+    """Every figure of a finished cross-validation under ``cv`` (see the module docstring), of
+    ``models`` (default: every model its folds scored)."""
     scores = {str(k): json.loads((cv / str(k) / "evaluate/metrics.json").read_text())["test"]
               for k in folds}
-    models = list(scores[str(folds[0])])
-    n_frames = clip_frames(cv)
+    models = list(models or scores[str(folds[0])])
     out: dict = {"machine": cpu_model(), "date": dt.date.today().isoformat(),
                  "command": command, "folds": list(folds), "dev_fold": dev_fold, "models": {}}
     for model in models:
@@ -132,27 +137,54 @@ def collect(cv: Path, folds: Sequence[int], dev_fold: int | None, command: str) 
                                  "samples_per_s": r["samples_per_s"],
                                  "train_samples": r["train_samples"], **resumed(r)}
                              for k, r in runs.items()}
-            entry["compute"] = model_compute(cv / str(folds[0]) / "models" / f"{model}.pt",
-                                             n_frames)
+            entry["compute"] = model_compute(cv / str(folds[0]) / "models" / f"{model}.pt")
         out["models"][model] = entry
     return out
 
 
-def member_checkpoint(repo: Path, rev: str, fold: int, model: str, into: Path) -> Path:
-    """``data/cv/<fold>/models/<model>.pt`` as experiment (or commit) ``rev`` left it, read
-    through DVC from the cache or the remote, copied to ``into``."""
+def read_at(repo: Path, rev: str, path: str, target: Path, what: str) -> Path:
+    """``path`` as experiment (or commit) ``rev`` left it, read through DVC from the cache or
+    the remote, copied to ``target``; a clear exit naming it when it is not there."""
     import dvc.api
 
-    path = f"data/cv/{fold}/models/{model}.pt"
-    target = into / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', rev)}_{fold}_{model}.pt"
+    target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with dvc.api.open(path, repo=str(repo), rev=rev, mode="rb") as f:
             target.write_bytes(f.read())
     except Exception as err:  # noqa: BLE001 - DVC's errors differ by what is missing
-        raise SystemExit(f"cv_results ensemble: no {path} at {rev!r} ({type(err).__name__}: "
+        raise SystemExit(f"cv_results {what}: no {path} at {rev!r} ({type(err).__name__}: "
                          f"{err}); run that fold in the experiment, or `dvc exp pull` it") \
             from None
     return target
+
+
+def member_checkpoint(repo: Path, rev: str, fold: int, model: str, into: Path) -> Path:
+    """``data/cv/<fold>/models/<model>.pt`` at ``rev`` (:func:`read_at`), copied to ``into``."""
+    return read_at(repo, rev, f"data/cv/{fold}/models/{model}.pt",
+                   into / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', rev)}_{fold}_{model}.pt", "ensemble")
+
+
+def fetch_cv(repo: Path, spec: str, folds: Sequence[int], into: Path) -> tuple[Path, list[str]]:
+    """What :func:`collect` reads of experiment ``REV`` or ``REV:MODEL`` (``spec``), read
+    through DVC and laid out under ``into`` as the ``cv_*`` stages leave ``data/cv``: each
+    fold's scores and held-out predictions, each model's run.json, and the first fold's
+    checkpoints (for compute). Returns that folder and the models to collect from it."""
+    rev, named = member_spec(spec, "")
+    cv = into / re.sub(r"[^A-Za-z0-9_.-]", "_", spec) / "cv"
+    for k in folds:
+        read_at(repo, rev, f"data/cv/{k}/evaluate/metrics.json",
+                cv / str(k) / "evaluate/metrics.json", "collect")
+    models = [named] if named else list(json.loads(
+        (cv / str(folds[0]) / "evaluate/metrics.json").read_text())["test"])
+    for k in folds:
+        for model in models:
+            files = [f"evaluate/plots/sklearn/test/{model}_confusion.json"]
+            if model != "ensemble":
+                files += [f"train_{model}/run.json"] + ([f"models/{model}.pt"]
+                                                        if k == folds[0] else [])
+            for name in files:
+                read_at(repo, rev, f"data/cv/{k}/{name}", cv / str(k) / name, "collect")
+    return cv, models
 
 
 def member_spec(spec: str, model: str) -> tuple[str, str]:
@@ -311,6 +343,24 @@ def confusion_png(cv: Path, folds: Sequence[int], model: str, path: Path) -> Non
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def collect_all(cvs: Sequence[tuple[Path, Sequence[str] | None]], folds: Sequence[int],
+                dev_fold: int | None, command: str) -> tuple[dict, dict[str, Path]]:
+    """:func:`collect` of each (cv folder, models) in ``cvs`` — one per experiment, say a
+    ResNet run and a CNN run on other features — as one result; also which folder each model
+    came from. A model scored by two of them is refused: its figures would be ambiguous."""
+    results: dict = {}
+    where: dict[str, Path] = {}
+    for cv, models in cvs:
+        part = collect(cv, folds, dev_fold, command, models)
+        clash = sorted(set(part["models"]) & set(where))
+        if clash:
+            raise SystemExit(f"cv_results collect: {', '.join(clash)} is in two experiments; "
+                             "name one model of each (--exp NAME:cnn)")
+        where.update(dict.fromkeys(part["models"], cv))
+        results = {**part, "models": {**results.get("models", {}), **part["models"]}}
+    return results, where
 
 
 def summary(results: dict) -> dict:
@@ -603,7 +653,8 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
         "",
         "```bash",
         results["command"],
-        "python -m sonic.cv_results collect --cv data/cv --dev-fold 1 --out metrics/esc50_cv",
+        results.get("collect_command", "python -m sonic.cv_results collect --cv data/cv "
+                                       "--dev-fold 1 --out metrics/esc50_cv"),
         "```",
         "",
         "The run is one DVC experiment through the `cv_*` stages; killed, `dvc exp run` with the "
@@ -684,10 +735,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
     c = sub.add_parser("collect", help="results.json, per_class.csv, confusion PNGs")
-    c.add_argument("--cv", type=Path, default=Path("data/cv"))
+    c.add_argument("--cv", type=Path, default=Path("data/cv"),
+                   help="the cv_* stages' outputs in this workspace (when no --exp)")
+    c.add_argument("--exp", action="append", default=[], metavar="REV[:MODEL]",
+                   help="an experiment to collect instead, read through DVC (all its models, "
+                        "or the one named); once per experiment, e.g. a ResNet run and a CNN "
+                        "run (NAME:cnn)")
+    c.add_argument("--repo", type=Path, default=Path("."))
     c.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     c.add_argument("--dev-fold", type=int, default=None)
-    c.add_argument("--command", default="", help="the command that trained the folds")
+    c.add_argument("--command", action="append", default=[],
+                   help="the command that trained the folds (once per experiment)")
     c.add_argument("--timing", default="", help="how the folds shared the machine")
     c.add_argument("--out", type=Path, required=True)
     s = sub.add_parser("study", help="add one development-fold experiment to study.json")
@@ -722,15 +780,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.what == "collect":
-        results = collect(args.cv, args.folds, args.dev_fold, args.command)
-        results["timing"] = args.timing
-        archive(args.out, results)
-        write_json(args.out / "results.json", results)
-        rows = [{"model": m, "class": c, "accuracy": a} for m, e in results["models"].items()
-                for c, a in e["per_class"].items()]
-        write_text(args.out / "per_class.csv", pd.DataFrame(rows).to_csv(index=False))
-        for model in results["models"]:
-            confusion_png(args.cv, args.folds, model, args.out / f"confusion_{model}.png")
+        import tempfile
+
+        sources = " ".join(f"--exp {x}" for x in args.exp) or f"--cv {args.cv}"
+        with tempfile.TemporaryDirectory() as tmp:
+            cvs = ([fetch_cv(args.repo, x, args.folds, Path(tmp)) for x in args.exp]
+                   or [(args.cv, None)])
+            results, where = collect_all(cvs, args.folds, args.dev_fold,
+                                         "\n".join(args.command))
+            results["timing"] = args.timing
+            results["collect_command"] = (
+                f"python -m sonic.cv_results collect {sources}"
+                + (f" --dev-fold {args.dev_fold}" if args.dev_fold else "") + f" --out {args.out}")
+            archive(args.out, results)
+            write_json(args.out / "results.json", results)
+            rows = [{"model": m, "class": c, "accuracy": a}
+                    for m, e in results["models"].items() for c, a in e["per_class"].items()]
+            write_text(args.out / "per_class.csv", pd.DataFrame(rows).to_csv(index=False))
+            for model, cv in where.items():
+                confusion_png(cv, args.folds, model, args.out / f"confusion_{model}.png")
         print("\n".join(results_tables(results)))
     elif args.what == "study":
         path = args.out / "study.json"

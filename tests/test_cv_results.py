@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,27 +23,32 @@ REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["a", "b", "c"]
 
 
-def fake_cv(root: Path, correct: dict[int, int]) -> Path:
+TINY = {"resnet": ResNetConfig(blocks=(1, 1), widths=(16, 16)),
+        "cnn": CNNConfig(widths=(4, 8), fc=(8,), pool=(1, 1))}
+
+
+def fake_cv(root: Path, correct: dict[int, int], name: str = "resnet") -> Path:
     """data/cv/<fold>/ as the cv_* stages leave it: 4 held-out clips per fold, ``correct[k]``
-    of them right; one tiny ResNet checkpoint per fold."""
+    of them right; one tiny checkpoint of model ``name`` per fold."""
     (root / "features").mkdir(parents=True)
     np.save(root / "features/mels.npy", np.zeros((2, 16, 40), np.float32))
     torch.manual_seed(0)
-    model = build_model("resnet", ResNetConfig(blocks=(1, 1), widths=(16, 16)), 3)
+    model = build_model(name, TINY[name], 3)
     for k, right in correct.items():
         fold = root / "cv" / str(k)
         pairs = [{"actual": CLASSES[i % 3], "predicted": CLASSES[i % 3] if i < right else
                   CLASSES[(i + 1) % 3]} for i in range(4)]
         (fold / "evaluate/plots/sklearn/test").mkdir(parents=True)
-        (fold / "evaluate/plots/sklearn/test/resnet_confusion.json").write_text(json.dumps(pairs))
+        (fold / f"evaluate/plots/sklearn/test/{name}_confusion.json").write_text(
+            json.dumps(pairs))
         (fold / "evaluate/metrics.json").write_text(json.dumps(
-            {"test": {"resnet": {"accuracy": right / 4, "macro_f1": 0.0}}}))
-        (fold / "train_resnet").mkdir(parents=True)
-        (fold / "train_resnet/run.json").write_text(json.dumps(
+            {"test": {name: {"accuracy": right / 4, "macro_f1": 0.0}}}))
+        (fold / f"train_{name}").mkdir(parents=True)
+        (fold / f"train_{name}/run.json").write_text(json.dumps(
             {"wall_time_s": 60.0 * k, "samples_per_s": 100.0, "train_samples": 8,
              "parameters": 1}))
-        (fold / "train_resnet/metrics.json").write_text(json.dumps({"epochs": 3}))
-        save_checkpoint(fold / "models/resnet.pt", "resnet", model, CLASSES,
+        (fold / f"train_{name}/metrics.json").write_text(json.dumps({"epochs": 3}))
+        save_checkpoint(fold / f"models/{name}.pt", name, model, CLASSES,
                         FeatureConfig(n_mels=16), -40.0, 20.0, crop_frames=20, test_crops=3)
     return root / "cv"
 
@@ -393,4 +399,45 @@ def test_an_ensemble_of_members_on_different_features_and_models(tmp_path):
     _git_dvc(repo, "git", "commit", "-qam", "two classes")
     with pytest.raises(SystemExit, match="different classes"):
         main(["ensemble", "--name", "x", "--exp", revs[0], "--exp", "HEAD", "--folds", "1",
+              "--repo", str(repo), "--out", str(out)])
+
+
+def test_collect_joins_experiments_read_through_dvc_a_resnet_run_and_a_cnn_run(tmp_path):
+    """`collect --exp A --exp B:cnn`: each experiment's folds read through DVC at its revision
+    (nothing of them in the workspace), one results.json with both models' figures, compute
+    and confusion, the page's commands naming both; a model in two experiments is refused."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git_dvc(repo, "git", "init", "-q")
+    _git_dvc(repo, "init", "-q")
+    _git_dvc(repo, "config", "core.analytics", "false")
+    revs = []
+    for name, correct in (("resnet", {1: 4, 2: 2}), ("cnn", {1: 3, 2: 1})):
+        fake_cv(tmp_path / name, correct, name)
+        shutil.rmtree(repo / "data/cv", ignore_errors=True)  # the next experiment's folds
+        (repo / "data").mkdir(exist_ok=True)
+        (tmp_path / name / "cv").rename(repo / "data/cv")
+        _git_dvc(repo, "add", "data/cv")
+        _git_dvc(repo, "git", "add", "-A")
+        _git_dvc(repo, "git", "commit", "-qm", name)
+        revs.append(subprocess_out(repo, "git", "rev-parse", "HEAD"))
+    out = tmp_path / "metrics"
+    main(["collect", "--exp", revs[0], "--exp", f"{revs[1]}:cnn", "--folds", "1", "2",
+          "--dev-fold", "1", "--repo", str(repo), "--out", str(out),
+          "--command", "dvc exp run -n esc50_resnet ...", "--command", "dvc exp run -n cnn ..."])
+    res = json.loads((out / "results.json").read_text())
+    assert res["models"]["resnet"]["accuracy"]["per_fold"] == {"1": 1.0, "2": 0.5}
+    assert res["models"]["cnn"]["accuracy"]["per_fold"] == {"1": 0.75, "2": 0.25}
+    assert res["models"]["cnn"]["time"]["2"]["wall_time_s"] == 120.0
+    cnn = build_model("cnn", TINY["cnn"], 3)
+    assert res["models"]["cnn"]["compute"]["params_m"] == pytest.approx(
+        sum(p.numel() for p in cnn.parameters()) / 1e6)
+    assert (out / "confusion_resnet.png").stat().st_size > 0
+    assert (out / "confusion_cnn.png").stat().st_size > 0
+    assert set(pd.read_csv(out / "per_class.csv")["model"]) == {"resnet", "cnn"}
+    text = page_from_files(out, Path("plots/p.png"), root=Path("/"))
+    assert "dvc exp run -n esc50_resnet ...\ndvc exp run -n cnn ..." in text
+    assert f"collect --exp {revs[0]} --exp {revs[1]}:cnn --dev-fold 1" in text
+    with pytest.raises(SystemExit, match="resnet is in two experiments"):
+        main(["collect", "--exp", revs[0], "--exp", f"{revs[0]}:resnet", "--folds", "1",
               "--repo", str(repo), "--out", str(out)])
