@@ -525,13 +525,20 @@ def verdict(study: list[dict], row: dict, model: str) -> str:
     noise gives such a difference (the pooled one-run sd × √(1/n + 1/m))."""
     if row.get("repeat_of"):
         return f"seed repeat of `{row['repeat_of']}`"
-    base = seed_runs(study, row.get("against", ""), model)
+    against = next((r for r in study if r["name"] == row.get("against")), None)
+    if against is None:
+        return "–"
+    # a baseline of one other model (a CNN row against a ResNet recipe) is compared as such
+    other = model not in against["accuracy"] and len(against["accuracy"]) == 1
+    base_model = next(iter(against["accuracy"])) if other else model
+    base = seed_runs(study, against["name"], base_model)
     if not base:
         return "–"
     own = seed_runs(study, row["name"], model)
     diff, (sd, _) = float(np.mean(own) - np.mean(base)), pooled_seed_sd(study)
     text = f"{100 * diff:+.1f}" + (f" (its {len(own)} seeds)" if len(own) > 1 else "") + (
-        f" vs `{row['against']}`") + (f" ({len(base)} seeds)" if len(base) > 1 else "")
+        f" vs `{row['against']}`") + (f" {base_model}" if other else "") + (
+        f" ({len(base)} seeds)" if len(base) > 1 else "")
     if sd is None:
         return text
     noise = 2 * sd * np.sqrt(1 / len(own) + 1 / len(base))
@@ -540,14 +547,18 @@ def verdict(study: list[dict], row: dict, model: str) -> str:
 
 
 def study_table(study: list[dict]) -> list[str]:
+    """One row per experiment and model; where the study ran on more than one CPU, each wall
+    time names its machine."""
     lines = ["| experiment | change | model | params (M) | MFLOPs / clip | epochs | "
              f"dev-fold accuracy | clips {DELAY_S:g} s late | against its baseline | wall time | "
              "samples/s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    machines = len({row["machine"] for row in study if "machine" in row}) > 1
     for row in study:
         for model, acc in row["accuracy"].items():
             t, c = row["time"].get(model, {}), row.get("compute", {}).get(model)
             size = f"{c['params_m']:.2f} | {c['mflops']:.0f}" if c else "– | –"
-            timing = f"{wall_time(t)} | {t['samples_per_s']:.0f} |" if t else "– | – |"
+            where = f" on {row['machine']}" if machines and "machine" in row else ""
+            timing = f"{wall_time(t)}{where} | {t['samples_per_s']:.0f} |" if t else "– | – |"
             lines.append(f"| `{row['name']}` | {row['change']} | {model} | {size} | "
                          f"{t.get('epochs', '–')} | {pct(acc)} | "
                          f"{pct(row.get('delayed', {}).get('accuracy', {}).get(model))} | "
@@ -561,11 +572,14 @@ def seed_spread(study: list[dict]) -> list[str]:
     to clear before it means anything."""
     lines, groups = [], seed_groups(study)
     for row, model, accs in groups:
-        names = ", ".join(f"`{r['name']}`" for r in seed_rows(study, row["name"], model))
+        runs = seed_rows(study, row["name"], model)
+        names = ", ".join(f"`{r['name']}`" for r in runs)
+        changed = ("training seed or the CPU" if len({r.get("machine") for r in runs}) > 1
+                   else "training seed")
         spread = mean_sd(accs)
         lines.append(
             f"Seed noise: `{row['name']}` ({model}) trained {len(accs)} times with only the "
-            f"training seed changed ({names}) scores "
+            f"{changed} changed ({names}) scores "
             f"{', '.join(pct(a) for a in accs)} on the development fold: "
             f"**{pct(spread['mean'])} ± {pct(spread['sd'])}** (mean ± sd), "
             f"{pct(min(accs))}–{pct(max(accs))}. A change measured by one run on this fold "
@@ -657,8 +671,8 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
                                        "--dev-fold 1 --out metrics/esc50_cv"),
         "```",
         "",
-        "The run is one DVC experiment through the `cv_*` stages; killed, `dvc exp run` with the "
-        "same arguments resumes each fold after its last finished epoch. Each `-S` sets one "
+        "Each run is one DVC experiment through the `cv_*` stages; killed, `dvc exp run` with "
+        "the same arguments resumes each fold after its last finished epoch. Each `-S` sets one "
         "value on top of the workspace's `params.yaml`, which keeps what the last experiment "
         "left there: run from the committed params (`git checkout params.yaml`) or set every "
         "value that differs — four of the study's runs below carried another run's crops "

@@ -103,6 +103,10 @@ def test_study_rows_and_the_page_from_files(tmp_path):
     text = doc.read_text()
     assert "**87.5** ± 17.7" in text and f"| `dev_x` | y | resnet | {size} | 3 | 75.0 |" in text
     assert plot.stat().st_size > 0 and (out / "confusion_resnet.png").exists()
+    assert " min on " not in text  # one machine: the wall times need not name it
+    other = {**row, "name": "dev_z", "machine": "Another CPU"}
+    table = "\n".join(study_table([row, other]))
+    assert f"1.0 min on {row['machine']} |" in table and "1.0 min on Another CPU |" in table
 
 
 def test_a_resumed_training_says_which_epochs_its_wall_time_counts(tmp_path):
@@ -141,7 +145,8 @@ def test_each_study_row_says_whether_it_cleared_the_seed_noise_of_its_baseline(t
             {**big, "accuracy": {"resnet": 0.80}},
             {"name": "small", "accuracy": {"resnet": 0.71}, "time": {}, "against": "recipe"},
             {"name": "bad", "accuracy": {"resnet": 0.60}, "time": {}, "against": "big"},
-            {"name": "bad_s2", "accuracy": {"resnet": 0.62}, "time": {}, "repeat_of": "bad"}]
+            {"name": "bad_s2", "accuracy": {"resnet": 0.62}, "time": {}, "repeat_of": "bad"},
+            {"name": "cnn", "accuracy": {"cnn": 0.75}, "time": {}, "against": "recipe"}]
     for row in rows:
         row.setdefault("change", "c")
     sd = np.sqrt((0.02 ** 2 * 2 + 0.01 ** 2 * 2) / 3)  # pooled over recipe (2 dof) and bad (1)
@@ -152,6 +157,10 @@ def test_each_study_row_says_whether_it_cleared_the_seed_noise_of_its_baseline(t
     noise = 200 * sd * np.sqrt(1 / 2 + 1)
     assert f"| -19.0 (its 2 seeds) vs `big`: **hurt** (noise ±{noise:.1f}) |" in table
     assert "| 70.0 | – | – |" in table and "| 72.0 | – | seed repeat of `recipe` |" in table
+    # another model against a one-model recipe: compared with that model's seed runs
+    noise = 200 * sd * np.sqrt(1 + 1 / 3)
+    assert f"| cnn | – | – | – | 75.0 | – | +5.0 vs `recipe` resnet (3 seeds): **helped** " \
+           f"(noise ±{noise:.1f}) |" in table
 
 
 def test_study_rows_are_also_scored_on_clips_that_start_late(tmp_path):
@@ -221,14 +230,17 @@ def test_the_page_gives_the_seed_noise_of_a_repeated_recipe(tmp_path):
     assert f"by about {100 * np.sqrt(2) * spread['sd']:.1f} points" in text
     assert text.count("Seed noise:") == 1  # `other` repeats nothing and has no repeats
     assert "Pooled" not in text  # one repeated recipe: its own sd is the estimate
+    assert "with only the training seed changed (`recipe`, `seed1`, `seed2`)" in text
     study.append({**study[0], "name": "other_s2", "accuracy": {"resnet": 0.56},
-                  "repeat_of": "other"})  # a second recipe, repeated once
+                  "repeat_of": "other", "machine": "Another CPU"})  # a second recipe, repeated
     study_path.write_text(json.dumps(study))
     main(["page", "--results", str(out), "--doc", str(doc), "--plot", str(tmp_path / "p.png")])
     # pooled: deviations from each recipe's own mean, ddof one per recipe
     pooled = np.sqrt((0.05 ** 2 + 0 + 0.05 ** 2 + 0.03 ** 2 + 0.03 ** 2) / (2 + 1))
     assert (f"Pooled over these 2 repeated recipes (3 degrees of freedom), one run's seed sd is "
             f"**{100 * pooled:.1f}** points") in doc.read_text()
+    assert "with only the training seed or the CPU changed (`other`, `other_s2`)" in \
+        doc.read_text()
     main(["study", "--cv", str(cv), "--name", "again", "--change", "seed 3", "--repeat-of",
           "recipe", "--out", str(out)])
     assert json.loads(study_path.read_text())[-1]["repeat_of"] == "recipe"
