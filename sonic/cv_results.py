@@ -304,6 +304,13 @@ def figures(per_fold: dict[str, float], dev_fold: int | None) -> dict:
             "unseen_folds_mean": float(np.mean(unseen)) if unseen else None}
 
 
+def newest_first(ensembles: list[dict], results: dict) -> list[dict]:
+    """The ensembles over all of ``results``' folds, the last scored first, then those of the
+    development fold in the order they were scored."""
+    full = [e for e in reversed(ensembles) if e["folds"] == results["folds"]]
+    return full + [e for e in ensembles if e["folds"] != results["folds"]]
+
+
 def ensemble_table(ensembles: list[dict]) -> list[str]:
     """One block per ensemble: each member's five-fold figures, then the ensemble's."""
     lines = []
@@ -698,7 +705,7 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
            "trained on other features (64 and 128 mel bands) are each scored on their own "
            "experiment's spectrograms, and `--exp NAME:cnn` adds another model. An ensemble "
            "of development-fold runs has only that fold.", "",
-           *ensemble_table(ensembles)] if ensembles else []),
+           *ensemble_table(newest_first(ensembles, results))] if ensembles else []),
         *(["## Earlier five-fold runs", "",
            "The runs this recipe replaced, same protocol (their commands in "
            "metrics/esc50_cv/history.json):", "", *history_table(history), ""]

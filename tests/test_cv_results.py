@@ -337,6 +337,18 @@ def test_an_ensemble_of_experiments_scores_the_mean_of_their_probabilities(tmp_p
     (out / "results.json").write_text(json.dumps(results))
     text = page_from_files(out, Path("plots/p.png"), root=Path("/"))
     assert "## Ensembles" in text and "`two_seeds`" in text
+    dev = json.loads((out / "ensembles.json").read_text())[0]
+
+    def both_folds(a: dict) -> dict:  # the fold-1 figures as if scored on folds 1 and 2
+        return {**a, "per_fold": {"1": a["per_fold"]["1"], "2": a["per_fold"]["1"]}}
+
+    full = [{**dev, "name": name, "folds": [1, 2], "accuracy": both_folds(dev["accuracy"]),
+             "member_accuracy": {m: both_folds(a) for m, a in dev["member_accuracy"].items()}}
+            for name in ("earlier", "later")]
+    (out / "ensembles.json").write_text(json.dumps([full[0], dev, full[1]]))
+    text = page_from_files(out, Path("plots/p.png"), root=Path("/"))
+    # over every fold first, the last scored first; then the development-fold ones
+    assert text.index("`later`") < text.index("`earlier`") < text.index("`two_seeds`")
     assert "average of the members' probabilities" in text and "two seeds of one recipe" in text
     with pytest.raises(SystemExit, match="two or more"):
         main(["ensemble", "--name", "x", "--exp", revs[0], "--out", str(out)])

@@ -343,12 +343,14 @@ def headline(root: Path) -> str:
     parts = [body, gen_line, prov.source(paths, DEMO).line().replace("../", "")]
     esc50 = root / "metrics/esc50_cv/results.json"
     if esc50.exists():
-        parts.append(esc50_line(load(esc50)))
+        ensembles = esc50.with_name("ensembles.json")
+        parts.append(esc50_line(load(esc50), load(ensembles) if ensembles.exists() else []))
     return "\n\n".join(parts)
 
 
-def esc50_line(r: dict) -> str:
-    """One sentence of the ESC-50 five-fold figures (``sonic.cv_results collect``)."""
+def esc50_line(r: dict, ensembles: list[dict] = ()) -> str:
+    """One sentence of the ESC-50 five-fold figures (``sonic.cv_results collect``), with the
+    best ensemble (``sonic.cv_results ensemble``) over the same folds on the same machine."""
     shown = []
     for model, e in r["models"].items():
         acc = e["accuracy"]
@@ -357,6 +359,13 @@ def esc50_line(r: dict) -> str:
         size = f" ({compute['params_m']:.1f} M parameters, {compute['mflops']:.0f} MFLOPs per " \
                "clip)" if compute else ""
         shown.append(f"`{model}` **{100 * acc['mean']:.1f}{sd} %**{size}")
+    full = [e for e in ensembles if e["folds"] == r["folds"] and e["machine"] == r["machine"]]
+    if full:
+        e = max(full, key=lambda e: e["accuracy"]["mean"])
+        acc = e["accuracy"]
+        sd = f" ± {100 * acc['sd']:.1f}" if acc["sd"] is not None else ""
+        shown.append(f"averaged ({e['model']}, `{e['name']}`) **{100 * acc['mean']:.1f}{sd} %** "
+                     f"({e['compute']['mflops']:.0f} MFLOPs per clip)")
     folds = len(r["folds"])
     return (f"ESC-50, {folds} folds, from scratch, no held-out clip making any choice: "
             + "; ".join(shown) + f" — {r['machine']}, {r['date']}; recipe, per fold and class, "
