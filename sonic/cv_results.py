@@ -601,6 +601,11 @@ def seed_spread(study: list[dict]) -> list[str]:
     return lines
 
 
+def elsewhere(machine: str, results: dict) -> str:
+    """``, on MACHINE`` for a point from another CPU than ``results``' (the plot's title)."""
+    return "" if machine == results["machine"] else f", on {machine}"
+
+
 def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None,
                   ensembles: list[dict] | None = None) -> None:
     """Accuracy against MFLOPs per clip (log scale): Sonic's models beside the anchors."""
@@ -609,7 +614,7 @@ def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
     for a in ANCHORS:
         if a["mflops"] is not None:
             ax.scatter(a["mflops"], a["accuracy"], marker="s", color="grey")
@@ -623,7 +628,8 @@ def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None,
             if "mflops" in a:
                 ax.errorbar(a["mflops"], 100 * a["mean"], yerr=100 * (a["sd"] or 0), fmt="o",
                             mfc="none", color="grey", capsize=3,
-                            label=f"Sonic {model}, earlier: {h['name']}")
+                            label=f"Sonic {model}, earlier: {h['name']}"
+                                  + elsewhere(h["machine"], results))
     for model, e in results["models"].items():
         if "compute" in e:
             c, acc = e["compute"], e["accuracy"]
@@ -635,16 +641,17 @@ def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None,
         c, acc = e["compute"], e["accuracy"]
         what = e["model"] if " + " in e["model"] else f"{len(e['members'])} × {e['model']}"
         ax.errorbar(c["mflops"], 100 * acc["mean"], yerr=100 * (acc["sd"] or 0), fmt="D",
-                    capsize=3, label=f"Sonic {what}, averaged ({c['params_m']:.2f} M)")
+                    capsize=3, label=f"Sonic {what}, averaged ({c['params_m']:.2f} M)"
+                                     + elsewhere(e["machine"], results))
     ax.set_xscale("log")
     ax.set_xlim(1, 3000)
     ax.set_xlabel("MFLOPs per clip (log scale)")
     ax.set_ylabel("ESC-50 five-fold accuracy (%)")
     ax.set_title(f"From scratch; Sonic: {results['machine']}, {results['date']}", fontsize=8)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.16))  # below: no overlap
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Software": None})
+    fig.savefig(path, metadata={"Software": None}, bbox_inches="tight")
     plt.close(fig)
 
 
