@@ -7,10 +7,10 @@ machine, date and command), ``per_class.csv`` and ``confusion_<model>.png`` (one
 all folds) — from this workspace's ``data/cv``, or with ``--exp NAME[:MODEL]`` (once per
 experiment: a ResNet run and a CNN run on other features, say) from each experiment's folds
 read through DVC, joined in one result. ``study`` records one development-fold experiment in
-``study.json``. ``ensemble`` scores the average of finished cross-validation experiments (the same recipe trained with other
-seeds, on other features, or another model: ``--exp NAME:cnn``) on every fold, their
-checkpoints read through DVC at each experiment's revision — no retraining — into
-``ensembles.json``. ``page`` writes the Markdown page and the
+``study.json``. ``ensemble`` scores the average of finished cross-validation experiments (the
+same recipe trained with other seeds, on other features, or another model: ``--exp NAME:cnn``)
+on every fold, their checkpoints read through DVC at each experiment's revision — no
+retraining — into ``ensembles.json``. ``page`` writes the Markdown page and the
 accuracy-against-compute plot from those files only, so the page can be regenerated (and
 checked) anywhere::
 

@@ -351,20 +351,20 @@ def headline(root: Path) -> str:
 def esc50_line(r: dict, ensembles: list[dict] = ()) -> str:
     """One sentence of the ESC-50 five-fold figures (``sonic.cv_results collect``), with the
     best ensemble (``sonic.cv_results ensemble``) over the same folds on the same machine."""
+    def mean_sd(acc: dict) -> str:
+        sd = f" ± {100 * acc['sd']:.1f}" if acc["sd"] is not None else ""
+        return f"**{100 * acc['mean']:.1f}{sd} %**"
+
     shown = []
     for model, e in r["models"].items():
-        acc = e["accuracy"]
-        sd = f" ± {100 * acc['sd']:.1f}" if acc["sd"] is not None else ""
         compute = e.get("compute")
         size = f" ({compute['params_m']:.1f} M parameters, {compute['mflops']:.0f} MFLOPs per " \
                "clip)" if compute else ""
-        shown.append(f"`{model}` **{100 * acc['mean']:.1f}{sd} %**{size}")
+        shown.append(f"`{model}` {mean_sd(e['accuracy'])}{size}")
     full = [e for e in ensembles if e["folds"] == r["folds"] and e["machine"] == r["machine"]]
     if full:
         e = max(full, key=lambda e: e["accuracy"]["mean"])
-        acc = e["accuracy"]
-        sd = f" ± {100 * acc['sd']:.1f}" if acc["sd"] is not None else ""
-        shown.append(f"averaged ({e['model']}, `{e['name']}`) **{100 * acc['mean']:.1f}{sd} %** "
+        shown.append(f"averaged ({e['model']}, `{e['name']}`) {mean_sd(e['accuracy'])} "
                      f"({e['compute']['mflops']:.0f} MFLOPs per clip)")
     folds = len(r["folds"])
     return (f"ESC-50, {folds} folds, from scratch, no held-out clip making any choice: "
