@@ -78,5 +78,9 @@ def setup(device: torch.device) -> tuple[Dist, torch.device]:
 
 
 def teardown(job: Dist) -> None:
+    """Leave the process group together: a barrier first, so that no process destroys its
+    connections while rank 0 still writes the checkpoint (under load gloo then aborts the
+    process that left first: "terminate called without an active exception")."""
     if job.world > 1 and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
