@@ -109,11 +109,6 @@ def delayed_accuracy(cv: Path, fold: int, model: str, seconds: float = DELAY_S) 
     return float((clf.predict(moved)["probs"].argmax(1) == truth).mean())
 
 
-def clip_frames(cv: Path) -> int:
-    """Frames per clip of the features the folds under ``cv`` were scored on."""
-    return int(np.load(cv.parent / "features/mels.npy", mmap_mode="r").shape[-1])
-
-
 def collect(cv: Path, folds: Sequence[int], dev_fold: int | None, command: str,
             models: Sequence[str] | None = None) -> dict:
     """Every figure of a finished cross-validation under ``cv`` (see the module docstring), of
@@ -413,10 +408,9 @@ def study_row(cv: Path, fold: int, name: str, change: str, repeat_of: str | None
     training time. ``repeat_of`` names the experiment this one repeats with only the training
     seed changed; ``against`` the one it changes (its baseline in the study's verdicts)."""
     scores = json.loads((cv / str(fold) / "evaluate/metrics.json").read_text())["test"]
-    n_frames = clip_frames(cv)
     row = {"name": name, "fold": fold, "change": change,
            "accuracy": {m: s["accuracy"] for m, s in scores.items()},
-           "compute": {m: model_compute(cv / str(fold) / "models" / f"{m}.pt", n_frames)
+           "compute": {m: model_compute(cv / str(fold) / "models" / f"{m}.pt")
                        for m in scores if m != "ensemble"}, "time": {},
            "machine": cpu_model(), "date": dt.date.today().isoformat()}
     if (cv / str(fold) / "split.csv").exists():
