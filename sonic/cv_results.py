@@ -365,28 +365,45 @@ def collect_all(cvs: Sequence[tuple[Path, Sequence[str] | None]], folds: Sequenc
     return results, where
 
 
-def summary(results: dict) -> dict:
-    """A finished five-fold run in one line of history: its experiment, when, and per model the
-    mean, sd, the folds no choice saw and the per-fold accuracies."""
-    name = re.search(r"-n (\S+)", results.get("command", ""))
+def experiment_runs(results: dict) -> list[dict]:
+    """``results`` split into its experiments, one per ``dvc exp run`` command: each command
+    with the models whose ``cv.models`` it sets (all of them where it sets none)."""
+    commands = [c.strip() for c in re.split(r"\n(?=dvc exp run)", results.get("command", ""))]
+    runs = []
+    for command in commands:
+        listed = re.search(r"cv\.models=\[([^\]]*)\]", command)
+        names = [m.strip() for m in listed.group(1).split(",")] if listed else []
+        models = [m for m in results["models"] if m in names] or list(results["models"])
+        runs.append({"command": command, "models": models})
+    return runs
+
+
+def summary(results: dict, command: str, models: Sequence[str]) -> dict:
+    """One finished five-fold experiment of ``results`` in one line of history: its name,
+    when, and per model the mean, sd, the folds no choice saw and the per-fold accuracies."""
+    name = re.search(r"-n (\S+)", command)
     return {"name": name.group(1) if name else "", "date": results["date"],
-            "machine": results["machine"], "command": results.get("command", ""),
+            "machine": results["machine"], "command": command,
             "models": {m: {k: e["accuracy"][k] for k in ("per_fold", "mean", "sd",
                                                          "unseen_folds_mean")}
                        | ({"mflops": e["compute"]["mflops"]} if "compute" in e else {})
-                       for m, e in results["models"].items()}}
+                       for m, e in results["models"].items() if m in models}}
 
 
 def archive(out: Path, results: dict) -> list[dict]:
-    """Keep the run that ``results`` replaces: append the summary of ``out``/results.json to
-    ``out``/history.json when it came from another command. Returns the history."""
+    """Keep the runs that ``results`` replaces: each experiment of ``out``/results.json whose
+    command ``results`` no longer holds goes to ``out``/history.json (an experiment collected
+    again, beside a new one, stays where it is). Returns the history."""
     path, history_path = out / "results.json", out / "history.json"
     history = json.loads(history_path.read_text()) if history_path.exists() else []
     if path.exists():
         previous = json.loads(path.read_text())
-        if previous.get("command") != results.get("command"):
-            history = [h for h in history if h["command"] != previous.get("command")]
-            history.append(summary(previous))
+        kept = {run["command"] for run in experiment_runs(results)}
+        gone = [run for run in experiment_runs(previous) if run["command"] not in kept]
+        for run in gone:
+            history = [h for h in history if h["command"] != run["command"]]
+            history.append(summary(previous, run["command"], run["models"]))
+        if gone:
             write_json(history_path, history)
     return history
 

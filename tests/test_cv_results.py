@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from sonic.config import CNNConfig, FeatureConfig, ResNetConfig
-from sonic.cv_results import (collect, delayed_accuracy, main, mean_sd, model_compute,
-                               page_from_files, study_row, study_table)
+from sonic.cv_results import (archive, collect, delayed_accuracy, main, mean_sd,
+                               model_compute, page_from_files, study_row, study_table)
 from sonic.features.store import save_features
 from sonic.models import build_model
 from sonic.models.checkpoint import load_classifier, save_checkpoint
+from sonic.runtime import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["a", "b", "c"]
@@ -243,6 +244,31 @@ def test_the_page_gives_the_seed_noise_of_a_repeated_recipe(tmp_path):
     main(["study", "--cv", str(cv), "--name", "again", "--change", "seed 3", "--repeat-of",
           "recipe", "--out", str(out)])
     assert json.loads(study_path.read_text())[-1]["repeat_of"] == "recipe"
+
+
+def test_the_history_takes_each_replaced_experiment_with_its_own_models(tmp_path):
+    """Results joined from two experiments (a CNN run and a ResNet run): replacing the CNN run
+    archives that experiment alone, under its own name and with its model only."""
+    def run(name: str, model: str) -> str:
+        return (f"dvc exp run -n {name} -S 'cv.models=[{model}]' \\\n"
+                "    -S 'cv.folds=[1]' cv_evaluate")
+
+    def figures(acc: float) -> dict:
+        return {"accuracy": {"per_fold": {"1": acc}, "mean": acc, "sd": None,
+                             "unseen_folds_mean": None}, "compute": {"mflops": 1.0}}
+
+    out = tmp_path / "results"
+    out.mkdir()
+    before = {"date": "2026-12-06", "machine": "cpu", "models": {
+        "cnn": figures(0.7), "resnet": figures(0.6)},
+        "command": run("cnn_v1", "cnn") + "\n" + run("resnet_v1", "resnet")}
+    write_json(out / "results.json", before)
+    after = {**before, "command": run("cnn_v2", "cnn") + "\n" + run("resnet_v1", "resnet")}
+    history = archive(out, after)
+    assert [(h["name"], list(h["models"])) for h in history] == [("cnn_v1", ["cnn"])]
+    assert history[0]["command"] == run("cnn_v1", "cnn")
+    assert history[0]["models"]["cnn"]["mean"] == 0.7
+    assert archive(out, before) == history  # nothing replaced: nothing more archived
 
 
 def test_a_new_recipe_keeps_the_run_it_replaces_in_the_history(tmp_path):
