@@ -7,7 +7,8 @@ machine, date and command), ``per_class.csv`` and ``confusion_<model>.png`` (one
 all folds) — from this workspace's ``data/cv``, or with ``--exp NAME[:MODEL]`` (once per
 experiment: a ResNet run and a CNN run on other features, say) from each experiment's folds
 read through DVC, joined in one result. ``study`` records one development-fold experiment in
-``study.json``. ``ensemble`` scores the average of finished cross-validation experiments (the
+``study.json``, with the params that shape a training (so the page shows, beside the change
+as written, every value that differs from the row's baseline). ``ensemble`` scores the average of finished cross-validation experiments (the
 same recipe trained with other seeds, on other features, or another model: ``--exp NAME:cnn``)
 on every fold, their checkpoints read through DVC at each experiment's revision — no
 retraining — into ``ensembles.json``. ``page`` writes the Markdown page and the
@@ -35,6 +36,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from sonic.docs.provenance import cpu_model
 from sonic.runtime import write_json, write_text
@@ -419,11 +421,44 @@ def history_table(history: list[dict]) -> list[str]:
     return lines
 
 
+TRAINING_SECTIONS = ("features", "split", "augment", "train", "cnn", "resnet")
+
+
+def training_params(params_file: Path) -> dict:
+    """The values of ``params_file`` that shape a fold's training, flat (``train.lr``)."""
+    params = yaml.safe_load(params_file.read_text())
+    return {f"{section}.{key}": value for section in TRAINING_SECTIONS
+            for key, value in (params.get(section) or {}).items()}
+
+
+MODEL_SECTIONS = ("cnn", "resnet")
+
+
+def params_changed(row: dict, baseline: dict) -> list[str]:
+    """``key old → new`` for every training param in which ``row`` differs from ``baseline``,
+    the sections of models the row did not train left out (empty where either has none
+    recorded)."""
+    mine, theirs = row.get("params"), baseline.get("params")
+    if not mine or not theirs:
+        return []
+    unused = {s for s in MODEL_SECTIONS if s not in row["accuracy"]}
+    return [f"`{k}` {theirs.get(k, '–')} → {mine.get(k, '–')}"
+            for k in sorted(set(mine) | set(theirs))
+            if k.split(".")[0] not in unused and mine.get(k) != theirs.get(k)]
+
+
+def workspace_params(cv: Path) -> Path | None:
+    """The ``params.yaml`` of the workspace whose ``cv`` outputs these are, where there is one."""
+    path = cv.parent.parent / "params.yaml"
+    return path if path.exists() else None
+
+
 def study_row(cv: Path, fold: int, name: str, change: str, repeat_of: str | None = None,
-              against: str | None = None) -> dict:
+              against: str | None = None, params_file: Path | None = None) -> dict:
     """One development-fold experiment: its test accuracy per model, their compute and their
     training time. ``repeat_of`` names the experiment this one repeats with only the training
-    seed changed; ``against`` the one it changes (its baseline in the study's verdicts)."""
+    seed changed; ``against`` the one it changes (its baseline in the study's verdicts).
+    ``params_file`` (the experiment's ``params.yaml``) records its training params."""
     scores = json.loads((cv / str(fold) / "evaluate/metrics.json").read_text())["test"]
     row = {"name": name, "fold": fold, "change": change,
            "accuracy": {m: s["accuracy"] for m, s in scores.items()},
@@ -437,6 +472,8 @@ def study_row(cv: Path, fold: int, name: str, change: str, repeat_of: str | None
         row["repeat_of"] = repeat_of
     if against:
         row["against"] = against
+    if params_file is not None:
+        row["params"] = training_params(params_file)
     for run in sorted((cv / str(fold)).glob("train_*/run.json")):
         r = json.loads(run.read_text())
         summary = json.loads((run.parent / "metrics.json").read_text())
@@ -571,13 +608,18 @@ def study_table(study: list[dict]) -> list[str]:
              f"dev-fold accuracy | clips {DELAY_S:g} s late | against its baseline | wall time | "
              "samples/s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     machines = len({row["machine"] for row in study if "machine" in row}) > 1
+    by_name = {row["name"]: row for row in study}
     for row in study:
+        base = by_name.get(row.get("repeat_of") or row.get("against") or "")
+        changed = params_changed(row, base) if base else []
+        change = row["change"] + (f" (params against `{base['name']}`: {'; '.join(changed)})"
+                                  if changed else "")
         for model, acc in row["accuracy"].items():
             t, c = row["time"].get(model, {}), row.get("compute", {}).get(model)
             size = f"{c['params_m']:.2f} | {c['mflops']:.0f}" if c else "– | –"
             where = f" on {row['machine']}" if machines and "machine" in row else ""
             timing = f"{wall_time(t)}{where} | {t['samples_per_s']:.0f} |" if t else "– | – |"
-            lines.append(f"| `{row['name']}` | {row['change']} | {model} | {size} | "
+            lines.append(f"| `{row['name']}` | {change} | {model} | {size} | "
                          f"{t.get('epochs', '–')} | {pct(acc)} | "
                          f"{pct(row.get('delayed', {}).get('accuracy', {}).get(model))} | "
                          f"{verdict(study, row, model)} | {timing}")
@@ -700,8 +742,8 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
         "the same arguments resumes each fold after its last finished epoch. Each `-S` sets one "
         "value on top of the workspace's `params.yaml`, which keeps what the last experiment "
         "left there: run from the committed params (`git checkout params.yaml`) or set every "
-        "value that differs — four of the study's runs below carried another run's crops "
-        "that way, as their rows say.",
+        "value that differs — five of the study's runs below carried another run's values "
+        "that way (four its crops, one its MixUp weights), as their rows say.",
         "",
         "## Five folds",
         "",
@@ -745,8 +787,10 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
         "difference (the pooled one-run seed sd below × √(1/n + 1/m) for n and m runs), "
         f"otherwise within noise. *Clips {DELAY_S:g} s late*: the same test clips each "
         f"starting {DELAY_S:g} s later (silence before, the end dropped) — ESC-50's clips "
-        "start at their sound, users' recordings need not. Wall times depend on what else "
-        "shared the cores: compare accuracy, not time.",
+        "start at their sound, users' recordings need not. Where a row recorded its training "
+        "params, its change ends with every value that differs from its baseline's, read from "
+        "the experiment's `params.yaml` rather than written by hand. Wall times depend on what "
+        "else shared the cores: compare accuracy, not time.",
         "",
         *study_table(study),
         "",
@@ -796,6 +840,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="the study's experiment this one changes (its baseline)")
     s.add_argument("--repeat-of", default=None, metavar="NAME",
                    help="the study's experiment this one repeats with another training seed")
+    s.add_argument("--params", type=Path, default=None,
+                   help="the experiment's params.yaml (default: the workspace's, two levels "
+                        "above --cv)")
     s.add_argument("--out", type=Path, required=True)
     e = sub.add_parser("ensemble", help="score the average of finished cross-validation "
                                         "experiments into ensembles.json")
@@ -843,7 +890,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         path = args.out / "study.json"
         study = json.loads(path.read_text()) if path.exists() else []
         row = study_row(args.cv, args.fold, args.name, args.change, args.repeat_of,
-                        args.against)
+                        args.against, args.params or workspace_params(args.cv))
         study = [r for r in study if r["name"] != args.name] + [row]
         write_json(path, study)
         print("\n".join(study_table(study)))

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from sonic.config import CNNConfig, FeatureConfig, ResNetConfig
 from sonic.cv_results import (archive, collect, delayed_accuracy, main, mean_sd,
@@ -161,6 +162,39 @@ def test_each_study_row_says_whether_it_cleared_the_seed_noise_of_its_baseline(t
     noise = 200 * sd * np.sqrt(1 + 1 / 3)
     assert f"| cnn | – | – | – | 75.0 | – | +5.0 vs `recipe` resnet (3 seeds): **helped** " \
            f"(noise ±{noise:.1f}) |" in table
+
+
+def test_each_study_row_shows_every_training_param_that_differs_from_its_baseline(tmp_path):
+    """A row records the training params of the workspace it was taken in; the table prints,
+    beside the change as written, each value that differs from its baseline's (a value another
+    experiment left in the workspace shows up even where the written change omits it)."""
+    cv = fake_cv(tmp_path / "data", {1: 3})
+    params = {"train": {"lr": 0.001, "mixup_alpha": 0.2, "seed": 42}, "cnn": {"widths": [4, 8]},
+              "resnet": {"pool": "avg"}, "cv": {"folds": [1]}, "data": {"root": "/somewhere"}}
+    out = tmp_path / "results"
+
+    def study(name: str, *how: str, **changes) -> None:
+        for key, value in changes.items():
+            section, field = key.split("__")
+            params[section][field] = value
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        main(["study", "--cv", str(cv), "--name", name, "--change", "c", *how, "--out", str(out)])
+
+    study("base")
+    study("wide", "--against", "base", resnet__widths=[6, 12], train__mixup_alpha=1.0,
+          cv__folds=[1, 2], data__root="/elsewhere", cnn__widths=[2, 4])
+    study("wide_s1", "--repeat-of", "wide", train__seed=1)
+    rows = json.loads((out / "study.json").read_text())
+    assert rows[0]["params"]["train.lr"] == 0.001 and "cv.folds" not in rows[0]["params"]
+    table = "\n".join(study_table(rows))
+    # the rows scored a resnet: the cnn section's change is not theirs to show
+    assert ("| `wide` | c (params against `base`: `resnet.widths` – → [6, 12]; "
+            "`train.mixup_alpha` 0.2 → 1.0) | resnet |") in table
+    assert "| `wide_s1` | c (params against `wide`: `train.seed` 42 → 1) | resnet |" in table
+    assert "| `base` | c | resnet |" in table
+    # a row from a directory without params.yaml records none and is shown as written
+    del rows[1]["params"]
+    assert "| `wide` | c | resnet |" in "\n".join(study_table(rows))
 
 
 def test_study_rows_are_also_scored_on_clips_that_start_late(tmp_path):
