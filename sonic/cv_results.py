@@ -8,12 +8,12 @@ all folds) — from this workspace's ``data/cv``, or with ``--exp NAME[:MODEL]``
 experiment: a ResNet run and a CNN run on other features, say) from each experiment's folds
 read through DVC, joined in one result. ``study`` records one development-fold experiment in
 ``study.json``, with the params that shape a training (so the page shows, beside the change
-as written, every value that differs from the row's baseline). ``ensemble`` scores the average of finished cross-validation experiments (the
-same recipe trained with other seeds, on other features, or another model: ``--exp NAME:cnn``)
-on every fold, their checkpoints read through DVC at each experiment's revision — no
-retraining — into ``ensembles.json``. ``page`` writes the Markdown page and the
-accuracy-against-compute plot from those files only, so the page can be regenerated (and
-checked) anywhere::
+as written, every value that differs from the row's baseline). ``ensemble`` scores the average
+of finished cross-validation experiments (the same recipe trained with other seeds, on other
+features, or another model: ``--exp NAME:cnn``) on every fold, their checkpoints read through
+DVC at each experiment's revision — no retraining — into ``ensembles.json``. ``page`` writes
+the Markdown page and the accuracy-against-compute plot from those files only, so the page
+can be regenerated (and checked) anywhere::
 
     python -m sonic.cv_results collect --cv data/cv --dev-fold 1 --out metrics/esc50_cv \\
         --command "dvc exp run -n esc50_cv ..."
