@@ -421,7 +421,10 @@ def history_table(history: list[dict]) -> list[str]:
     return lines
 
 
-TRAINING_SECTIONS = ("features", "split", "augment", "train", "cnn", "resnet")
+# the params sections of the classifiers: the keys of sonic.models.MODELS, written out because
+# importing the registry imports torch, which the page's generation does without
+MODEL_SECTIONS = ("cnn", "resnet")
+TRAINING_SECTIONS = ("features", "split", "augment", "train", *MODEL_SECTIONS)
 
 
 def training_params(params_file: Path) -> dict:
@@ -429,9 +432,6 @@ def training_params(params_file: Path) -> dict:
     params = yaml.safe_load(params_file.read_text())
     return {f"{section}.{key}": value for section in TRAINING_SECTIONS
             for key, value in (params.get(section) or {}).items()}
-
-
-MODEL_SECTIONS = ("cnn", "resnet")
 
 
 def params_changed(row: dict, baseline: dict) -> list[str]:

@@ -14,10 +14,10 @@ import torch
 import yaml
 
 from sonic.config import CNNConfig, FeatureConfig, ResNetConfig
-from sonic.cv_results import (archive, collect, delayed_accuracy, main, mean_sd,
+from sonic.cv_results import (MODEL_SECTIONS, archive, collect, delayed_accuracy, main, mean_sd,
                                model_compute, page_from_files, study_row, study_table)
 from sonic.features.store import save_features
-from sonic.models import build_model
+from sonic.models import MODELS, build_model
 from sonic.models.checkpoint import load_classifier, save_checkpoint
 from sonic.runtime import write_json
 
@@ -195,6 +195,7 @@ def test_each_study_row_shows_every_training_param_that_differs_from_its_baselin
     # a row from a directory without params.yaml records none and is shown as written
     del rows[1]["params"]
     assert "| `wide` | c | resnet |" in "\n".join(study_table(rows))
+    assert set(MODEL_SECTIONS) == set(MODELS)  # the registry's models, written out torch-free
 
 
 def test_study_rows_are_also_scored_on_clips_that_start_late(tmp_path):
