@@ -11,7 +11,9 @@ read through DVC, joined in one result. ``study`` records one development-fold e
 as written, every value that differs from the row's baseline). ``ensemble`` scores the average
 of finished cross-validation experiments (the same recipe trained with other seeds, on other
 features, or another model: ``--exp NAME:cnn``) on every fold, their checkpoints read through
-DVC at each experiment's revision — no retraining — into ``ensembles.json``. ``page`` writes
+DVC at each experiment's revision — no retraining — into ``ensembles.json``. ``teachers``
+copies such experiments' fold checkpoints to ``data/teachers/<fold>/``, where stage
+``cv_distill`` trains a student on them (``cv.students``). ``page`` writes
 the Markdown page and the accuracy-against-compute plot from those files only, so the page
 can be regenerated (and checked) anywhere::
 
@@ -75,6 +77,16 @@ def model_compute(checkpoint: Path, n_frames: int | None = None) -> dict[str, fl
             "mflops": counter.get_total_flops() * crops / 1e6}
 
 
+STUDENT = "student_"  # a distilled student's checkpoint: student_<model>.pt (stage cv_distill)
+
+
+def live_folder(model: str) -> str:
+    """The folder of a fold's ``model`` that holds its run.json: ``train_<model>``, or a
+    student's ``distill_<model>``."""
+    return (f"distill_{model.removeprefix(STUDENT)}" if model.startswith(STUDENT)
+            else f"train_{model}")
+
+
 def fold_predictions(cv: Path, fold: int, model: str) -> pd.DataFrame:
     """(actual, predicted) of every held-out clip of ``fold`` for ``model``."""
     path = cv / str(fold) / "evaluate/plots/sklearn/test" / f"{model}_confusion.json"
@@ -128,8 +140,8 @@ def collect(cv: Path, folds: Sequence[int], dev_fold: int | None, command: str,
                  "per_class": {c: float(a) for c, a in per_class.sort_index().items()},
                  "clips": len(preds)}
         if model != "ensemble":
-            runs = {str(k): json.loads((cv / str(k) / f"train_{model}/run.json").read_text())
-                    for k in folds}
+            runs = {str(k): json.loads((cv / str(k) / live_folder(model) / "run.json")
+                                       .read_text()) for k in folds}
             entry["time"] = {k: {"wall_time_s": r["wall_time_s"],
                                  "samples_per_s": r["samples_per_s"],
                                  "train_samples": r["train_samples"], **resumed(r)}
@@ -161,6 +173,28 @@ def member_checkpoint(repo: Path, rev: str, fold: int, model: str, into: Path) -
                    into / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', rev)}_{fold}_{model}.pt", "ensemble")
 
 
+def gather_teachers(repo: Path, exps: Sequence[str], folds: Sequence[int], model: str,
+                    out: Path) -> dict[int, list[Path]]:
+    """The teachers of a student (stage ``cv_distill``): each experiment's fold checkpoint
+    ``data/cv/<fold>/models/<model>.pt`` (``REV`` or ``REV:MODEL``, :func:`member_spec`), read
+    through DVC at its revision, copied to ``out/<fold>/<rev>_<model>.pt``. Each fold's folder
+    holds exactly these afterwards: checkpoints a former gathering left there are removed, so
+    that no stale teacher joins."""
+    specs = [member_spec(x, model) for x in exps]
+    names = [f"{re.sub(r'[^A-Za-z0-9_.-]', '_', rev)}_{m}.pt" for rev, m in specs]
+    if len(set(names)) < len(names):
+        raise SystemExit("cv_results teachers: an experiment is named twice")
+    gathered = {}
+    for k in folds:
+        folder = out / str(k)
+        folder.mkdir(parents=True, exist_ok=True)
+        gathered[k] = [read_at(repo, rev, f"data/cv/{k}/models/{m}.pt", folder / name,
+                               "teachers") for (rev, m), name in zip(specs, names)]
+        for stale in set(folder.glob("*.pt")) - set(gathered[k]):
+            stale.unlink()
+    return gathered
+
+
 def fetch_cv(repo: Path, spec: str, folds: Sequence[int], into: Path) -> tuple[Path, list[str]]:
     """What :func:`collect` reads of experiment ``REV`` or ``REV:MODEL`` (``spec``), read
     through DVC and laid out under ``into`` as the ``cv_*`` stages leave ``data/cv``: each
@@ -177,7 +211,7 @@ def fetch_cv(repo: Path, spec: str, folds: Sequence[int], into: Path) -> tuple[P
         for model in models:
             files = [f"evaluate/plots/sklearn/test/{model}_confusion.json"]
             if model != "ensemble":
-                files += [f"train_{model}/run.json"] + ([f"models/{model}.pt"]
+                files += [f"{live_folder(model)}/run.json"] + ([f"models/{model}.pt"]
                                                         if k == folds[0] else [])
             for name in files:
                 read_at(repo, rev, f"data/cv/{k}/{name}", cv / str(k) / name, "collect")
@@ -185,11 +219,13 @@ def fetch_cv(repo: Path, spec: str, folds: Sequence[int], into: Path) -> tuple[P
 
 
 def member_spec(spec: str, model: str) -> tuple[str, str]:
-    """``REV`` or ``REV:MODEL`` (a git ref name never holds ``:``) → (revision, model)."""
+    """``REV`` or ``REV:MODEL`` (a git ref name never holds ``:``; ``MODEL`` a registered model
+    or a student of one, ``student_cnn``) → (revision, model)."""
     from sonic.models import MODELS
 
     rev, sep, named = spec.rpartition(":")
-    return (rev, named) if sep and named in MODELS else (spec, model)
+    known = named.removeprefix(STUDENT) in MODELS
+    return (rev, named) if sep and known else (spec, model)
 
 
 def member_features(repo: Path, rev: str, into: Path):
@@ -424,7 +460,7 @@ def history_table(history: list[dict]) -> list[str]:
 # the params sections of the classifiers: the keys of sonic.models.MODELS, written out because
 # importing the registry imports torch, which the page's generation does without
 MODEL_SECTIONS = ("cnn", "resnet")
-TRAINING_SECTIONS = ("features", "split", "augment", "train", *MODEL_SECTIONS)
+TRAINING_SECTIONS = ("features", "split", "augment", "train", "distill", *MODEL_SECTIONS)
 
 
 def training_params(params_file: Path) -> dict:
@@ -441,7 +477,10 @@ def params_changed(row: dict, baseline: dict) -> list[str]:
     mine, theirs = row.get("params"), baseline.get("params")
     if not mine or not theirs:
         return []
-    unused = {s for s in MODEL_SECTIONS if s not in row["accuracy"]}
+    trained = {m.removeprefix(STUDENT) for m in row["accuracy"]}
+    unused = {s for s in MODEL_SECTIONS if s not in trained}
+    if not any(m.startswith(STUDENT) for m in row["accuracy"]):
+        unused.add("distill")
     return [f"`{k}` {theirs.get(k, '–')} → {mine.get(k, '–')}"
             for k in sorted(set(mine) | set(theirs))
             if k.split(".")[0] not in unused and mine.get(k) != theirs.get(k)]
@@ -474,10 +513,13 @@ def study_row(cv: Path, fold: int, name: str, change: str, repeat_of: str | None
         row["against"] = against
     if params_file is not None:
         row["params"] = training_params(params_file)
-    for run in sorted((cv / str(fold)).glob("train_*/run.json")):
+    for model in row["compute"]:
+        run = cv / str(fold) / live_folder(model) / "run.json"
+        if not run.exists():
+            continue
         r = json.loads(run.read_text())
         summary = json.loads((run.parent / "metrics.json").read_text())
-        row["time"][run.parent.name[len("train_"):]] = {
+        row["time"][model] = {
             "wall_time_s": r["wall_time_s"], "samples_per_s": r["samples_per_s"],
             "epochs": summary["epochs"], "parameters": r["parameters"], **resumed(r)}
     return row
@@ -859,6 +901,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     e.add_argument("--repo", type=Path, default=Path("."))
     e.add_argument("--note", default="", help="what the members are (shown under the table)")
     e.add_argument("--out", type=Path, required=True)
+    t = sub.add_parser("teachers", help="copy finished cross-validations' fold checkpoints to "
+                                        "data/teachers/<fold>/, a student's teachers")
+    t.add_argument("--exp", action="append", required=True, metavar="REV[:MODEL]",
+                   help="an experiment name (or any git revision) with the folds' checkpoints, "
+                        "optionally which of its models (default --model); once per teacher")
+    t.add_argument("--model", default="cnn",
+                   help="which of cv.models, for teachers that do not name one (default cnn)")
+    t.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    t.add_argument("--repo", type=Path, default=Path("."))
+    t.add_argument("--out", type=Path, default=Path("data/teachers"))
     g = sub.add_parser("page", help="the Markdown page and the accuracy-against-compute plot")
     g.add_argument("--results", type=Path, default=Path("metrics/esc50_cv"))
     g.add_argument("--doc", type=Path, default=Path("docs/esc50.md"))
@@ -907,6 +959,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         rows = json.loads(path.read_text()) if path.exists() else []
         write_json(path, [r for r in rows if r["name"] != args.name] + [row])
         print("\n".join(ensemble_table([row])))
+    elif args.what == "teachers":
+        gathered = gather_teachers(args.repo, args.exp, args.folds, args.model, args.out)
+        for k, paths in gathered.items():
+            print(f"fold {k}: {', '.join(p.name for p in paths)} in {args.out / str(k)}")
     else:
         write_text(args.doc, page_from_files(args.results, args.plot))
         results = json.loads((args.results / "results.json").read_text())

@@ -20,11 +20,11 @@ def main() -> None:
     parser.add_argument("--features", type=Path, required=True)
     parser.add_argument("--split", type=Path, required=True)
     parser.add_argument("--models", type=Path, nargs="+", required=True,
-                        help="checkpoints, or folders holding one per cv.models name")
+                        help="checkpoints, or folders holding one per cv.models and cv.students name")
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder")
     args = parser.parse_args()
     params = load_sections(args.params, evaluate=EvaluateConfig, cv=CVConfig)
-    models = load_classifiers(checkpoint_paths(args.models, params.cv.models))
+    models = load_classifiers(checkpoint_paths(args.models, params.cv.checkpoints))
     lines = evaluate_checkpoints(models, args.features, args.split,
                                  params.evaluate.calibration_bins, args.live)
     print("evaluate: " + "; ".join(lines))

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -255,3 +257,46 @@ def test_cross_validation_as_one_pipeline(tmp_path: Path, repo_copier, module_ru
         figures = report["models"][model]["accuracy"]
         assert figures["n_folds"] == 3 and set(figures["per_fold"]) == {"1", "2", "3"}
     assert "| cnn | accuracy |" in out
+
+
+@pytest.mark.slow
+def test_a_student_distilled_from_its_folds_teachers(tmp_path: Path, repo_copier,
+                                                     module_runner) -> None:
+    """cv.students adds a cv_distill stage per fold: a student trained on the soft targets of the
+    checkpoints in data/teachers/<fold>/, which cv_evaluate scores beside the fold's models
+    (``student_cnn``); a teacher from another fold is refused, by name, before any training."""
+    from sonic.models.checkpoint import load_classifier, save_checkpoint
+
+    data = write_three_fold_esc50(tmp_path / "ESC-50")
+    root = repo_copier(tmp_path / "repo", {**TINY, "data": {"layout": "esc50", "root": str(data)},
+                                           "cv": {"folds": [1, 2], "models": ["cnn"]}})
+    run = lambda *args: module_runner(root, *args)  # noqa: E731
+    run("dvc", "repro", "cv_train@1-cnn", "cv_train@2-cnn")
+    teachers = root / "data/teachers"
+    (teachers / "1").mkdir(parents=True)
+    (teachers / "1/a_cnn.pt").write_bytes((root / "data/cv/1/models/cnn.pt").read_bytes())
+
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["cv"]["students"] = ["cnn"]
+    params["cv"]["folds"] = [1]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run("dvc", "repro", "cv_evaluate@1")
+    assert "Running stage 'cv_distill@1-cnn'" in out
+    scores = json.loads((root / "data/cv/1/evaluate/metrics.json").read_text())["test"]
+    assert {"cnn", "student_cnn", "ensemble"} <= set(scores)
+    details = json.loads((root / "data/cv/1/distill_cnn/run.json").read_text())
+    assert details["teachers"] == ["a_cnn.pt"]
+    assert set(details["teachers_train_accuracy"]) == {"a_cnn.pt", "mean"}
+    student = load_classifier(root / "data/cv/1/models/student_cnn.pt")
+    assert student.meta["teachers"] == ["a_cnn.pt"]
+
+    # fold 2's model trained on fold 1's clips: as a teacher of fold 1 it would leak them
+    other = load_classifier(root / "data/cv/2/models/cnn.pt")
+    save_checkpoint(teachers / "1/b_cnn.pt", "cnn", other.model, other.classes, other.features,
+                    other.mean, other.std)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    refused = subprocess.run([sys.executable, "-m", "dvc", "repro", "cv_distill@1-cnn"],
+                             cwd=root, capture_output=True, text=True, env=env)
+    assert refused.returncode != 0
+    assert "b_cnn.pt: this teacher trained on other clips" in refused.stderr + refused.stdout

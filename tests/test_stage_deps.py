@@ -100,7 +100,7 @@ def stages_listing(path: str) -> set[str]:
 
 CLASSIFIER_STAGES = {"prepare", "scan", "extract_mels", "split", "augment", "train_cnn",
                      "train_resnet", "evaluate", "submit", "cv_split", "cv_augment", "cv_train",
-                     "cv_evaluate"}
+                     "cv_distill", "cv_evaluate"}
 
 
 def test_an_edit_to_the_sample_quality_code_leaves_the_gan_and_classifiers_cached() -> None:
@@ -119,7 +119,7 @@ def test_an_edit_to_the_gan_config_re_runs_the_gan_stages_only() -> None:
 
 @pytest.mark.parametrize("section", ["demo", "data", "features", "split", "augment", "train",
                                      "cnn", "resnet", "evaluate", "submit", "cgan", "invert",
-                                     "synthesize", "cv"])
+                                     "synthesize", "cv", "distill"])
 def test_a_section_module_is_a_dep_only_where_its_section_or_its_model_is_used(
         section: str) -> None:
     """An edit to one section's code re-runs the stages whose params list that section, or
@@ -129,8 +129,8 @@ def test_a_section_module_is_a_dep_only_where_its_section_or_its_model_is_used(
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     readers = {name for name, stage in stages.items()
                if any(str(p).split(".")[0] == section for p in stage.get("params", []))}
-    classifiers = {"train_cnn", "train_resnet", "cv_train", "evaluate", "cv_evaluate", "submit",
-                   "synthesize"}  # every stage that builds a classifier from the registry
+    classifiers = {"train_cnn", "train_resnet", "cv_train", "cv_distill", "evaluate",
+                   "cv_evaluate", "submit", "synthesize"}  # every stage that builds a classifier
     builds = {"cnn": classifiers, "resnet": classifiers, "train": {"synthesize"},
               "cgan": {"synthesize"},
               "features": classifiers,  # a checkpoint carries its features config

@@ -4,7 +4,7 @@
   stage reads), :func:`parse_section`, :func:`to_dict`.
 - one module per section, named after it: ``data``, ``demo``, ``features``, ``split``,
   ``augment``, ``train``, ``cnn``, ``resnet``, ``evaluate``, ``submit``, ``cgan``, ``invert``,
-  ``synthesize``, ``cv``.
+  ``synthesize``, ``cv``, ``distill``.
 - ``params``: :class:`Params` (every section), :func:`load_params`, :func:`parse_params`.
 
 ``from sonic.config import FeatureConfig`` still works: a name is looked up in its module on
@@ -26,7 +26,7 @@ HOMES = {
     "TrainConfig": "train", "CNNConfig": "cnn", "ResNetConfig": "resnet",
     "EvaluateConfig": "evaluate", "SubmitConfig": "submit", "CGANConfig": "cgan",
     "InvertConfig": "invert", "CASConfig": "synthesize", "SynthesizeConfig": "synthesize",
-    "CVConfig": "cv",
+    "CVConfig": "cv", "DistillConfig": "distill",
 }
 
 

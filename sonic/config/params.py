@@ -14,6 +14,7 @@ from sonic.config.cgan import CGANConfig
 from sonic.config.cnn import CNNConfig
 from sonic.config.cv import CVConfig
 from sonic.config.data import DataConfig
+from sonic.config.distill import DistillConfig
 from sonic.config.demo import DemoConfig
 from sonic.config.evaluate import EvaluateConfig
 from sonic.config.features import FeatureConfig
@@ -42,6 +43,7 @@ class Params:
     invert: InvertConfig = InvertConfig()
     synthesize: SynthesizeConfig = SynthesizeConfig()
     cv: CVConfig = CVConfig()
+    distill: DistillConfig = DistillConfig()
 
 
 def parse_params(raw: dict | None) -> Params:

@@ -24,7 +24,7 @@ SETS = {"test": "held out, never used for a choice", "val": "selected each model
 
 def checkpoint_paths(models: list[Path], names: tuple[str, ...]) -> list[Path]:
     """Checkpoints as given; a folder stands for its ``<name>.pt`` for each of ``names``
-    (``cv.models``: the cv_evaluate stages)."""
+    (``cv.models`` and ``cv.students``: the cv_evaluate stages)."""
     return [q for p in models for q in ([p / f"{m}.pt" for m in names] if p.is_dir() else [p])]
 
 

@@ -24,6 +24,7 @@ from sonic.report import open_live, rounded, write_details
 from sonic.runtime import pick_device, seed_everything
 from sonic.training import distributed
 from sonic.training.data import ClassifierData, load_classifier_data
+from sonic.training.distill import SoftTargets, load_teachers, soft_targets
 from sonic.training.loop import TrainResult, fit, keep_best
 from sonic.training.resume import ResumeFile, fingerprint
 
@@ -43,17 +44,24 @@ def log_epoch(live: Live | None, record: dict) -> None:
 
 
 def resume_key(name: str, model_cfg: Any, cfg: TrainConfig, features: FeatureConfig,
-               select: str, inputs: list[Path], code: list[Path], world: int) -> str:
+               select: str, inputs: list[Path], code: list[Path], world: int,
+               distill: Any = None) -> str:
     """The fingerprint a resume file must carry to be continued."""
-    return fingerprint({"features": dataclasses.asdict(features),
-                        "train": dataclasses.asdict(cfg), "split.select": select,
-                        name: dataclasses.asdict(model_cfg), "world": world}, inputs, code)
+    params = {"features": dataclasses.asdict(features), "train": dataclasses.asdict(cfg),
+              "split.select": select, name: dataclasses.asdict(model_cfg), "world": world}
+    if distill is not None:
+        params["distill"] = dataclasses.asdict(distill)
+    return fingerprint(params, inputs, code)
 
 
 def run_details(data: ClassifierData, model: nn.Module, result: TrainResult, select: bool,
-                device_type: str, world: int, seconds: float) -> dict:
-    """``run.json``: how the kept model was trained and how fast."""
-    return {"selection": "best epoch on val" if select else "last epoch",
+                device_type: str, world: int, seconds: float,
+                soft: SoftTargets | None = None) -> dict:
+    """``run.json``: how the kept model was trained and how fast (a student: from which
+    teachers, and how well they and their mean fit the training labels)."""
+    teachers = {} if soft is None else {"teachers": soft.teachers,
+                                        "teachers_train_accuracy": soft.train_accuracy}
+    return {**teachers, "selection": "best epoch on val" if select else "last epoch",
             "train_clips": data.train_clips, "train_samples": len(data.train),
             "val_clips": len(data.val), "parameters": sum(p.numel() for p in model.parameters()),
             "precision": "bf16" if result.bf16 else "fp32", "device": device_type,
@@ -65,13 +73,16 @@ def run_details(data: ClassifierData, model: nn.Module, result: TrainResult, sel
 def train_classifier(name: str, model_cfg: Any, cfg: TrainConfig, features: FeatureConfig,
                      select: str, *, features_dir: Path, split: Path, augmented: Path,
                      checkpoint: Path, live_dir: Path, resume: Path | None,
-                     code: list[Path]) -> None:
+                     code: list[Path], teachers: Path | None = None, distill: Any = None) -> None:
     """Train the registered classifier ``name`` on the cached mels (``augmented`` copies too
     when ``cfg.use_augmented``); write its checkpoint, ``live_dir`` and ``live_dir/run.json``.
 
-    ``select`` is ``split.select`` (``inner``: the best epoch on val; ``last``). Under torchrun
-    every process trains; only the first writes."""
+    ``select`` is ``split.select`` (``inner``: the best epoch on val; ``last``). With
+    ``teachers`` (a folder of checkpoints) and ``distill`` (the params section) it trains a
+    student (:mod:`sonic.training.distill`). Under torchrun every process trains; only the
+    first writes."""
     job, device = distributed.setup(pick_device(cfg.device))
+    t0 = time.perf_counter()
     seed_everything(cfg.seed)
     augmented = augmented if cfg.use_augmented else None
     data = load_classifier_data(features_dir, split, augmented)
@@ -79,18 +90,26 @@ def train_classifier(name: str, model_cfg: Any, cfg: TrainConfig, features: Feat
     inputs = [features_dir / "mels.npy", features_dir / "index.csv", split]
     if augmented is not None:
         inputs += [augmented / "mels.npy", augmented / "index.csv"]
-    key = resume_key(name, model_cfg, cfg, features, select, inputs, code, job.world)
+    soft = None
+    if teachers is not None:
+        soft = soft_targets(load_teachers(teachers, data.classes, features, data.mean, data.std),
+                            data.train, distill.temperature)
+        data.train = data.train.with_soft(soft.probs)
+        inputs += sorted(Path(teachers).glob("*.pt"))
+    key = resume_key(name, model_cfg, cfg, features, select, inputs, code, job.world,
+                     distill if teachers is not None else None)
     state = ResumeFile(resume, key) if resume else None
     live = open_live(live_dir) if job.main else None
-    t0 = time.perf_counter()
     result = fit(model, data.train, data.val, cfg, device, select=select == "inner",
                  on_epoch=lambda record: log_epoch(live, record), resume=state, job=job,
-                 desc=name)
+                 desc=name if soft is None else f"student {name}",
+                 distill=distill if soft is not None else None)
     if job.main:
         best = result.best
         save_checkpoint(checkpoint, name, keep_best(model, result), data.classes, features,
                         data.mean, data.std, crop_frames=cfg.crop_frames,
-                        test_crops=cfg.test_crops, **best)
+                        test_crops=cfg.test_crops, **best,
+                        **({} if soft is None else {"teachers": soft.teachers}))
         headline = {"best_epoch": result.best_epoch, "epochs": len(result.history)}
         if "val_accuracy" in best:
             headline["val"] = {"accuracy": best["val_accuracy"], "loss": best["val_loss"]}
@@ -98,7 +117,7 @@ def train_classifier(name: str, model_cfg: Any, cfg: TrainConfig, features: Feat
         live.end()
         write_details(live_dir / "run.json", run_details(
             data, model, result, select == "inner", device.type, job.world,
-            time.perf_counter() - t0))
+            time.perf_counter() - t0, soft))
         if state is not None:
             state.clear()
         shown = f"val_accuracy {best['val_accuracy']:.3f} " if "val_accuracy" in best else ""

@@ -28,17 +28,21 @@ class MelSet(Dataset):
 
     Indexing with a list of positions returns the whole batch ``(B, 1, n_mels, T), (B,)`` in
     one read per part (rows sorted, so a memory map reads forward), which is how the training
-    loop's batch sampler uses it.
+    loop's batch sampler uses it. A set given ``soft`` targets (N, C) (a distilled student's,
+    :mod:`sonic.training.distill`) returns them as a third item, ``(B, C)``.
     """
 
     def __init__(self, parts: Sequence[tuple[np.ndarray, np.ndarray]], labels: np.ndarray,
-                 mean: float, std: float):
+                 mean: float, std: float, soft: torch.Tensor | None = None):
         self.parts = [(array, np.asarray(rows, dtype=np.int64)) for array, rows in parts]
         self.starts = np.cumsum([0] + [len(rows) for _, rows in self.parts])
         self.labels = torch.tensor(np.asarray(labels), dtype=torch.int64)  # a copy: never a view
         if len(self.labels) != self.starts[-1]:
             raise ValueError(f"{len(self.labels)} labels for {self.starts[-1]} spectrograms")
         self.mean, self.std = float(mean), float(std)
+        if soft is not None and len(soft) != len(self.labels):
+            raise ValueError(f"{len(soft)} soft targets for {len(self.labels)} spectrograms")
+        self.soft = soft
         self.shape = self.parts[0][0].shape[1:] if self.parts else (0, 0)
 
     @classmethod
@@ -52,12 +56,17 @@ class MelSet(Dataset):
         part = np.searchsorted(self.starts, idx, side="right") - 1
         parts = [(array, rows[idx[part == p] - self.starts[p]])
                  for p, (array, rows) in enumerate(self.parts)]
-        return MelSet(parts, self.labels[torch.from_numpy(idx)].numpy(), self.mean, self.std)
+        soft = None if self.soft is None else self.soft[torch.from_numpy(idx)]
+        return MelSet(parts, self.labels[torch.from_numpy(idx)].numpy(), self.mean, self.std, soft)
+
+    def with_soft(self, soft: torch.Tensor) -> "MelSet":
+        """The same items with soft targets (N, C) beside their labels."""
+        return MelSet(self.parts, self.labels.numpy(), self.mean, self.std, soft)
 
     def __len__(self) -> int:
         return int(self.starts[-1])
 
-    def __getitem__(self, index: int | Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int | Sequence[int]) -> tuple[torch.Tensor, ...]:
         single = np.isscalar(index)
         idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
         out = np.empty((len(idx), *self.shape), dtype=np.float32)
@@ -70,7 +79,8 @@ class MelSet(Dataset):
             out[where[order]] = array[source[order]]
         x = torch.from_numpy((out - self.mean) / self.std).unsqueeze(1)
         y = self.labels[torch.from_numpy(idx)]
-        return (x[0], y[0]) if single else (x, y)
+        items = (x, y) if self.soft is None else (x, y, self.soft[torch.from_numpy(idx)])
+        return tuple(item[0] for item in items) if single else items
 
 
 def db_stats(array: np.ndarray, rows: np.ndarray) -> tuple[float, float]:

@@ -13,7 +13,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,7 @@ from sonic.config.train import TrainConfig
 from sonic.precision import autocast, memory_format, use_bf16
 from sonic.progress import progress
 from sonic.training.data import MelSet
+from sonic.training.distill import distill_loss, mix_targets
 from sonic.training.distributed import Dist
 from sonic.training.regularize import (bc_mix, mixed_cross_entropy, mixup, random_crop,
                                       spec_augment, time_shift)
@@ -79,7 +80,8 @@ def mix_batch(xb: torch.Tensor, yb: torch.Tensor, cfg: TrainConfig, data: MelSet
               gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                                              float | torch.Tensor]:
     """MixUp or between-class mixing on ``cfg.mixup_prob`` of the batches: the (maybe mixed)
-    normalised batch, both label vectors and the first labels' weight (a float, or (B,))."""
+    normalised batch, ``yb`` and its partners' ``yb`` (labels, or the examples' positions) and
+    the first one's weight (a float, or (B,))."""
     if cfg.mixing == "bc":
         if cfg.mixup_prob <= 0 or torch.rand(1, generator=gen).item() >= cfg.mixup_prob:
             return xb, yb, yb, 1.0
@@ -143,6 +145,7 @@ class Run:
     ema: AveragedModel | None
     bf16: bool
     channels_last: bool
+    distill: Any = None  # the ``distill`` params section (weight, temperature) of a student
     seen: int = 0  # training samples, all processes
     train_time: float = 0.0  # seconds in training steps
 
@@ -157,7 +160,7 @@ class Run:
 
 
 def start_run(model: nn.Module, train: MelSet, cfg: TrainConfig, device: torch.device,
-              job: Dist) -> Run:
+              job: Dist, distill: Any = None) -> Run:
     """Model on the device (DDP-wrapped under torchrun), AdamW, the LR schedule over every
     step, the sampler and loader of this process's share, early stopping and the average."""
     bf16 = use_bf16(cfg.precision, device)
@@ -173,7 +176,7 @@ def start_run(model: nn.Module, train: MelSet, cfg: TrainConfig, device: torch.d
     loader = batches(train, sampler, cfg.batch_size // job.world, cfg.workers, device)
     sched = make_scheduler(opt, cfg, cfg.epochs * len(loader))
     return Run(model, net, opt, sched, sampler, loader, EarlyStopping(cfg.monitor, cfg.patience),
-               weight_average(model, cfg.ema), bf16, fmt == torch.channels_last)
+               weight_average(model, cfg.ema), bf16, fmt == torch.channels_last, distill)
 
 
 def saved_state(run: Run, result: TrainResult) -> dict:
@@ -201,19 +204,25 @@ def restore(run: Run, result: TrainResult, saved: dict) -> None:
 
 
 def train_step(run: Run, xb: torch.Tensor, yb: torch.Tensor, cfg: TrainConfig, train: MelSet,
-               gen: torch.Generator) -> torch.Tensor:
+               gen: torch.Generator, soft: torch.Tensor | None = None) -> torch.Tensor:
     """One optimiser step on a batch (B, 1, n_mels, T), (B,) already on the device: shift,
-    crop, SpecAugment, mixing, forward, loss, backward, clip, step, schedule, average. Returns
-    the loss (a scalar tensor)."""
+    crop, SpecAugment, mixing, forward, loss, backward, clip, step, schedule, average. A
+    student's batch brings its soft targets (B, C), mixed as its labels are. Returns the loss
+    (a scalar tensor)."""
     xb = time_shift(xb, cfg.time_shift, gen)
     xb = random_crop(xb, cfg.crop_frames, gen)
     xb = spec_augment(xb, cfg.freq_masks, cfg.freq_mask_width, cfg.time_masks,
                       cfg.time_mask_width, gen)
-    xb, yb, y_b, lam = mix_batch(xb, yb, cfg, train, gen)
+    # mixed by position, so that labels and soft targets follow the same partners
+    xb, i_a, i_b, lam = mix_batch(xb, torch.arange(len(yb), device=yb.device), cfg, train, gen)
     xb = xb.contiguous(memory_format=run.memory_format)
     with autocast(xb.device, run.bf16):
-        logits = run.net(xb)["logits"]
-    loss = mixed_cross_entropy(logits.float(), yb, y_b, lam, cfg.label_smoothing)
+        logits = run.net(xb)["logits"].float()
+    loss = mixed_cross_entropy(logits, yb[i_a], yb[i_b], lam, cfg.label_smoothing)
+    if soft is not None:
+        target = mix_targets(soft, i_a, i_b, lam)
+        loss = ((1 - run.distill.weight) * loss
+                + run.distill.weight * distill_loss(logits, target, run.distill.temperature))
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip > 0:
@@ -238,9 +247,10 @@ def train_epoch(run: Run, train: MelSet, cfg: TrainConfig, epoch: int, device: t
     t0 = time.perf_counter()
     bar = progress(run.loader, desc=f"{desc} {epoch}/{cfg.epochs}", unit="batch", lines=0,
                    leave=False, disable=not job.main)  # lines=0: fit writes the epoch line
-    for xb, yb in bar:  # (B, 1, n_mels, T), (B,): this process's share of a global batch
+    for xb, yb, *soft in bar:  # (B, 1, n_mels, T), (B,): this process's share of a global batch
         xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-        loss = train_step(run, xb, yb, cfg, train, gen)
+        soft = soft[0].to(device, non_blocking=True) if soft else None  # a student's (B, C)
+        loss = train_step(run, xb, yb, cfg, train, gen, soft)
         total += loss.item() * len(yb)
         count += len(yb)
         bar.set_postfix(loss=f"{loss.item():.3f}")
@@ -262,8 +272,8 @@ def keep_if_best(run: Run, result: TrainResult, metrics: dict[str, float], selec
 
 def fit(model: nn.Module, train: MelSet, val: MelSet, cfg: TrainConfig, device: torch.device, *,
         select: bool = True, on_epoch: Callable[[dict], None] | None = None,
-        resume: ResumeFile | None = None, job: Dist = Dist(), desc: str = "train"
-        ) -> TrainResult:
+        resume: ResumeFile | None = None, job: Dist = Dist(), desc: str = "train",
+        distill: Any = None) -> TrainResult:
     """Train ``model``; return the history and the kept epoch's weights.
 
     ``select``: early stopping and the best epoch by ``cfg.monitor`` on ``val`` (needs clips);
@@ -271,12 +281,17 @@ def fit(model: nn.Module, train: MelSet, val: MelSet, cfg: TrainConfig, device: 
     ``on_epoch`` sees every epoch's record in order, those restored from ``resume`` first.
     ``cfg.batch_size`` is the global batch: each of ``job.world`` processes takes an equal
     share, so one step sees the same clips whatever the number of processes.
+    ``distill`` (the params section: weight, temperature) trains a student on the soft targets
+    ``train`` carries (:meth:`MelSet.with_soft`).
     """
+    if (distill is None) != (train.soft is None):
+        raise ValueError("a student needs both the distill params and soft targets on its "
+                         "training set")
     if select and len(val) == 0:
         raise ValueError("selecting the best epoch needs validation clips; with "
                          "split.select: last no epoch is selected")
     on_epoch = on_epoch or (lambda record: None)
-    run = start_run(model, train, cfg, device, job)
+    run = start_run(model, train, cfg, device, job, distill)
     result = TrainResult(bf16=run.bf16)
     for record in resume_history(resume, lambda saved: restore(run, result, saved), desc,
                                  announce=job.main):
