@@ -625,9 +625,16 @@ def verdict(study: list[dict], row: dict, model: str) -> str:
     against = next((r for r in study if r["name"] == row.get("against")), None)
     if against is None:
         return "–"
-    # a baseline of one other model (a CNN row against a ResNet recipe) is compared as such
-    other = model not in against["accuracy"] and len(against["accuracy"]) == 1
-    base_model = next(iter(against["accuracy"])) if other else model
+    # a baseline of one other model (a CNN row against a ResNet recipe) is compared as such, a
+    # student (student_cnn) with the baseline's model of its kind
+    base_model = model
+    if model not in against["accuracy"]:
+        kind = model.removeprefix(STUDENT)
+        if kind in against["accuracy"]:
+            base_model = kind
+        elif len(against["accuracy"]) == 1:
+            base_model = next(iter(against["accuracy"]))
+    other = base_model != model
     base = seed_runs(study, against["name"], base_model)
     if not base:
         return "–"

@@ -147,7 +147,9 @@ def test_each_study_row_says_whether_it_cleared_the_seed_noise_of_its_baseline(t
             {"name": "small", "accuracy": {"resnet": 0.71}, "time": {}, "against": "recipe"},
             {"name": "bad", "accuracy": {"resnet": 0.60}, "time": {}, "against": "big"},
             {"name": "bad_s2", "accuracy": {"resnet": 0.62}, "time": {}, "repeat_of": "bad"},
-            {"name": "cnn", "accuracy": {"cnn": 0.75}, "time": {}, "against": "recipe"}]
+            {"name": "cnn", "accuracy": {"cnn": 0.75}, "time": {}, "against": "recipe"},
+            {"name": "pair", "accuracy": {"cnn": 0.70, "resnet": 0.69}, "time": {}},
+            {"name": "kd", "accuracy": {"student_cnn": 0.74}, "time": {}, "against": "pair"}]
     for row in rows:
         row.setdefault("change", "c")
     sd = np.sqrt((0.02 ** 2 * 2 + 0.01 ** 2 * 2) / 3)  # pooled over recipe (2 dof) and bad (1)
@@ -161,6 +163,10 @@ def test_each_study_row_says_whether_it_cleared_the_seed_noise_of_its_baseline(t
     # another model against a one-model recipe: compared with that model's seed runs
     noise = 200 * sd * np.sqrt(1 + 1 / 3)
     assert f"| cnn | – | – | – | 75.0 | – | +5.0 vs `recipe` resnet (3 seeds): **helped** " \
+           f"(noise ±{noise:.1f}) |" in table
+    # a distilled student against a recipe of two models: compared with the model of its kind
+    noise = 200 * sd * np.sqrt(2)
+    assert f"| student_cnn | – | – | – | 74.0 | – | +4.0 vs `pair` cnn: **within noise** " \
            f"(noise ±{noise:.1f}) |" in table
 
 
