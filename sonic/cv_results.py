@@ -409,8 +409,15 @@ def experiment_runs(results: dict) -> list[dict]:
     commands = [c.strip() for c in re.split(r"\n(?=dvc exp run)", results.get("command", ""))]
     runs = []
     for command in commands:
-        listed = re.search(r"cv\.models=\[([^\]]*)\]", command)
-        names = [m.strip() for m in listed.group(1).split(",")] if listed else []
+        listed = {key: re.search(rf"cv\.{key}=\[([^\]]*)\]", command)
+                  for key in ("models", "students")}
+        names = {key: [m.strip() for m in found.group(1).split(",") if m.strip()]
+                 for key, found in listed.items() if found}
+        if "students" in names:  # a student's run: its students and its models (default all)
+            names = [*names.get("models", MODEL_SECTIONS),
+                     *(STUDENT + m for m in names["students"])]
+        else:
+            names = names.get("models", [])
         models = [m for m in results["models"] if m in names] or list(results["models"])
         runs.append({"command": command, "models": models})
     return runs

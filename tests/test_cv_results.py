@@ -14,8 +14,9 @@ import torch
 import yaml
 
 from sonic.config import CNNConfig, FeatureConfig, ResNetConfig
-from sonic.cv_results import (MODEL_SECTIONS, archive, collect, delayed_accuracy, main, mean_sd,
-                               model_compute, page_from_files, study_row, study_table)
+from sonic.cv_results import (MODEL_SECTIONS, archive, collect, delayed_accuracy,
+                               experiment_runs, main, mean_sd, model_compute, page_from_files,
+                               study_row, study_table)
 from sonic.features.store import save_features
 from sonic.models import MODELS, build_model
 from sonic.models.checkpoint import load_classifier, save_checkpoint
@@ -166,8 +167,8 @@ def test_each_study_row_says_whether_it_cleared_the_seed_noise_of_its_baseline(t
            f"(noise ±{noise:.1f}) |" in table
     # a distilled student against a recipe of two models: compared with the model of its kind
     noise = 200 * sd * np.sqrt(2)
-    assert f"| student_cnn | – | – | – | 74.0 | – | +4.0 vs `pair` cnn: **within noise** " \
-           f"(noise ±{noise:.1f}) |" in table
+    assert (f"| student_cnn | – | – | – | 74.0 | – | +4.0 vs `pair` cnn: **within noise** "
+            f"(noise ±{noise:.1f}) |") in table
 
 
 def test_each_study_row_shows_every_training_param_that_differs_from_its_baseline(tmp_path):
@@ -310,6 +311,17 @@ def test_the_history_takes_each_replaced_experiment_with_its_own_models(tmp_path
     assert history[0]["command"] == run("cnn_v1", "cnn")
     assert history[0]["models"]["cnn"]["mean"] == 0.7
     assert archive(out, before) == history  # nothing replaced: nothing more archived
+
+
+def test_a_students_experiment_is_told_apart_by_its_cv_students():
+    """An experiment that trains students only (`cv.models=[]`, `cv.students=[cnn]`) holds its
+    ``student_cnn``; one that names no cv.models trains both models beside its students."""
+    results = {"models": dict.fromkeys(["cnn", "resnet", "student_cnn"], {}), "command": (
+        "dvc exp run -n a -S 'cv.models=[cnn]' cv_evaluate\n"
+        "dvc exp run -n b -S 'cv.models=[]' -S 'cv.students=[cnn]' cv_evaluate\n"
+        "dvc exp run -n c -S 'cv.students=[cnn]' cv_evaluate")}
+    assert [r["models"] for r in experiment_runs(results)] == [
+        ["cnn"], ["student_cnn"], ["cnn", "resnet", "student_cnn"]]
 
 
 def test_a_new_recipe_keeps_the_run_it_replaces_in_the_history(tmp_path):
