@@ -78,6 +78,7 @@ def model_compute(checkpoint: Path, n_frames: int | None = None) -> dict[str, fl
 
 
 STUDENT = "student_"  # a distilled student's checkpoint: student_<model>.pt (stage cv_distill)
+TEACHERS_COMMAND = "python -m sonic.cv_results teachers"  # gathers a student's teachers
 
 
 def live_folder(model: str) -> str:
@@ -404,9 +405,16 @@ def collect_all(cvs: Sequence[tuple[Path, Sequence[str] | None]], folds: Sequenc
 
 
 def experiment_runs(results: dict) -> list[dict]:
-    """``results`` split into its experiments, one per ``dvc exp run`` command: each command
-    with the models whose ``cv.models`` it sets (all of them where it sets none)."""
-    commands = [c.strip() for c in re.split(r"\n(?=dvc exp run)", results.get("command", ""))]
+    """``results`` split into its experiments, one per ``dvc exp run`` command (a student's
+    with the ``sonic.cv_results teachers`` line before it): each command with the models whose
+    ``cv.models`` and ``cv.students`` it sets (all of them where it sets neither)."""
+    parts = re.split(rf"\n(?={TEACHERS_COMMAND}|dvc exp run)", results.get("command", ""))
+    commands: list[str] = []
+    for i, part in enumerate(parts):
+        if i and parts[i - 1].startswith(TEACHERS_COMMAND):
+            commands[-1] += "\n" + part.strip()
+        else:
+            commands.append(part.strip())
     runs = []
     for command in commands:
         listed = {key: re.search(rf"cv\.{key}=\[([^\]]*)\]", command)
@@ -807,7 +815,12 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
         "",
         f"Best model: {best}, {pct(acc['mean'])} % five-fold mean. Accuracy (%) on each "
         "held-out fold (400 clips); MFLOPs count one forward pass over one 5 s clip, 2 per "
-        "multiply-add (torch's `FlopCounterMode`), crops included.",
+        "multiply-add (torch's `FlopCounterMode`), crops included."
+        + (" A `student_` model is one model distilled, fold by fold, from the fold's "
+           "checkpoints of other five-fold runs (its teachers, trained without that fold; stage "
+           "`cv_distill`, [training](training.md#distilling-an-ensemble-into-one-model)): it "
+           "costs its own compute at inference, its teachers' only in training."
+           if any(m.startswith(STUDENT) for m in results["models"]) else ""),
         "",
         *per_class_table(results),
         "",

@@ -318,10 +318,15 @@ def test_a_students_experiment_is_told_apart_by_its_cv_students():
     ``student_cnn``; one that names no cv.models trains both models beside its students."""
     results = {"models": dict.fromkeys(["cnn", "resnet", "student_cnn"], {}), "command": (
         "dvc exp run -n a -S 'cv.models=[cnn]' cv_evaluate\n"
+        "python -m sonic.cv_results teachers --exp a:cnn --out data/teachers\n"
         "dvc exp run -n b -S 'cv.models=[]' -S 'cv.students=[cnn]' cv_evaluate\n"
         "dvc exp run -n c -S 'cv.students=[cnn]' cv_evaluate")}
-    assert [r["models"] for r in experiment_runs(results)] == [
-        ["cnn"], ["student_cnn"], ["cnn", "resnet", "student_cnn"]]
+    runs = experiment_runs(results)
+    assert [r["models"] for r in runs] == [["cnn"], ["student_cnn"],
+                                           ["cnn", "resnet", "student_cnn"]]
+    assert runs[1]["command"].splitlines() == [  # its teachers' gathering goes with it
+        "python -m sonic.cv_results teachers --exp a:cnn --out data/teachers",
+        "dvc exp run -n b -S 'cv.models=[]' -S 'cv.students=[cnn]' cv_evaluate"]
 
 
 def test_a_new_recipe_keeps_the_run_it_replaces_in_the_history(tmp_path):
