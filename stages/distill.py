@@ -6,7 +6,6 @@ The student is the registered model ``--model`` with its params section; it trai
 teachers' probabilities. Killed, it resumes from ``--resume`` on the next run with the same
 params, data, teachers and code.
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -18,24 +17,16 @@ from sonic.config.split import SplitConfig
 from sonic.config.train import TrainConfig
 from sonic.models import CONFIGS
 from sonic.training import distributed
-from sonic.training.classifier_run import train_classifier
+from sonic.training.classifier_run import stage_arguments, train_classifier
 
 # the resume key hashes every file the stage runs: its code deps in dvc.yaml
 CODE = code_deps("stages.distill")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--model", required=True, choices=sorted(CONFIGS))
+    parser = stage_arguments(__doc__)
     parser.add_argument("--teachers", type=Path, required=True,
                         help="folder of the fold's teacher checkpoints (*.pt)")
-    parser.add_argument("--features", type=Path, required=True)
-    parser.add_argument("--split", type=Path, required=True)
-    parser.add_argument("--augmented", type=Path, required=True)
-    parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--live", type=Path, required=True, help="DVCLive folder")
-    parser.add_argument("--resume", type=Path, help="resume state (kept until the run ends)")
     args = parser.parse_args()
     params = load_sections(args.params, features=FeatureConfig, train=TrainConfig,
                            split=SplitConfig, distill=DistillConfig,

@@ -4,9 +4,7 @@ With ``train.nproc > 1`` the stage re-runs itself under torchrun; the same scrip
 hand-made torchrun command across machines. Killed, it resumes from ``--resume`` on the next run
 with the same params, data and code.
 """
-import argparse
 import sys
-from pathlib import Path
 
 from sonic.codedeps import code_deps
 from sonic.config.features import FeatureConfig
@@ -15,23 +13,14 @@ from sonic.config.split import SplitConfig
 from sonic.config.train import TrainConfig
 from sonic.models import CONFIGS
 from sonic.training import distributed
-from sonic.training.classifier_run import train_classifier
+from sonic.training.classifier_run import stage_arguments, train_classifier
 
 # the resume key hashes every file the stage runs: its code deps in dvc.yaml
 CODE = code_deps("stages.train")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--model", required=True, choices=sorted(CONFIGS))
-    parser.add_argument("--features", type=Path, required=True)
-    parser.add_argument("--split", type=Path, required=True)
-    parser.add_argument("--augmented", type=Path, required=True)
-    parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--live", type=Path, required=True, help="DVCLive folder")
-    parser.add_argument("--resume", type=Path, help="resume state (kept until the run ends)")
-    args = parser.parse_args()
+    args = stage_arguments(__doc__).parse_args()
     params = load_sections(args.params, features=FeatureConfig, train=TrainConfig,
                            split=SplitConfig, **{args.model: CONFIGS[args.model]})
     status = distributed.relaunch(params.train.nproc, "stages.train")

@@ -7,6 +7,7 @@ afresh.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from torch import nn
 
 from sonic.config.features import FeatureConfig
 from sonic.config.train import TrainConfig
-from sonic.models import build_model
+from sonic.models import CONFIGS, build_model
 from sonic.models.checkpoint import save_checkpoint
 from sonic.report import open_live, rounded, write_details
 from sonic.runtime import pick_device, seed_everything
@@ -27,6 +28,21 @@ from sonic.training.data import ClassifierData, load_classifier_data
 from sonic.training.distill import SoftTargets, load_teachers, soft_targets
 from sonic.training.loop import TrainResult, fit, keep_best
 from sonic.training.resume import ResumeFile, fingerprint
+
+
+def stage_arguments(description: str) -> argparse.ArgumentParser:
+    """The command line of a classifier-training stage (``train_*``, ``cv_train``,
+    ``cv_distill``): which model, and every path, as ``dvc.yaml`` passes them."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--model", required=True, choices=sorted(CONFIGS))
+    parser.add_argument("--features", type=Path, required=True)
+    parser.add_argument("--split", type=Path, required=True)
+    parser.add_argument("--augmented", type=Path, required=True)
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--live", type=Path, required=True, help="DVCLive folder")
+    parser.add_argument("--resume", type=Path, help="resume state (kept until the run ends)")
+    return parser
 
 
 def log_epoch(live: Live | None, record: dict) -> None:
