@@ -81,6 +81,12 @@ STUDENT = "student_"  # a distilled student's checkpoint: student_<model>.pt (st
 TEACHERS_COMMAND = "python -m sonic.cv_results teachers"  # gathers a student's teachers
 
 
+def file_part(rev: str) -> str:
+    """A revision or experiment spec as part of a file name: anything but letters, digits and
+    ``_.-`` becomes ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", rev)
+
+
 def live_folder(model: str) -> str:
     """The folder of a fold's ``model`` that holds its run.json: ``train_<model>``, or a
     student's ``distill_<model>``."""
@@ -171,7 +177,7 @@ def read_at(repo: Path, rev: str, path: str, target: Path, what: str) -> Path:
 def member_checkpoint(repo: Path, rev: str, fold: int, model: str, into: Path) -> Path:
     """``data/cv/<fold>/models/<model>.pt`` at ``rev`` (:func:`read_at`), copied to ``into``."""
     return read_at(repo, rev, f"data/cv/{fold}/models/{model}.pt",
-                   into / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', rev)}_{fold}_{model}.pt", "ensemble")
+                   into / f"{file_part(rev)}_{fold}_{model}.pt", "ensemble")
 
 
 def gather_teachers(repo: Path, exps: Sequence[str], folds: Sequence[int], model: str,
@@ -182,7 +188,7 @@ def gather_teachers(repo: Path, exps: Sequence[str], folds: Sequence[int], model
     holds exactly these afterwards: checkpoints a former gathering left there are removed, so
     that no stale teacher joins."""
     specs = [member_spec(x, model) for x in exps]
-    names = [f"{re.sub(r'[^A-Za-z0-9_.-]', '_', rev)}_{m}.pt" for rev, m in specs]
+    names = [f"{file_part(rev)}_{m}.pt" for rev, m in specs]
     if len(set(names)) < len(names):
         raise SystemExit("cv_results teachers: an experiment is named twice")
     gathered = {}
@@ -202,7 +208,7 @@ def fetch_cv(repo: Path, spec: str, folds: Sequence[int], into: Path) -> tuple[P
     fold's scores and held-out predictions, each model's run.json, and the first fold's
     checkpoints (for compute). Returns that folder and the models to collect from it."""
     rev, named = member_spec(spec, "")
-    cv = into / re.sub(r"[^A-Za-z0-9_.-]", "_", spec) / "cv"
+    cv = into / file_part(spec) / "cv"
     for k in folds:
         read_at(repo, rev, f"data/cv/{k}/evaluate/metrics.json",
                 cv / str(k) / "evaluate/metrics.json", "collect")
@@ -238,7 +244,7 @@ def member_features(repo: Path, rev: str, into: Path):
 
     from sonic.features.store import load_features
 
-    folder = into / f"features_{re.sub(r'[^A-Za-z0-9_.-]', '_', rev)}"
+    folder = into / f"features_{file_part(rev)}"
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("mels.npy", "index.csv"):
         try:

@@ -548,3 +548,38 @@ def test_collect_joins_experiments_read_through_dvc_a_resnet_run_and_a_cnn_run(t
     with pytest.raises(SystemExit, match="resnet is in two experiments"):
         main(["collect", "--exp", revs[0], "--exp", f"{revs[0]}:resnet", "--folds", "1",
               "--repo", str(repo), "--out", str(out)])
+
+
+def test_teachers_copies_each_experiments_fold_checkpoints_and_nothing_stale(tmp_path):
+    """`teachers` reads each experiment's fold checkpoints through DVC at its revision into
+    data/teachers/<fold>/<rev>_<model>.pt, byte for byte, and removes what an earlier gathering
+    left there."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git_dvc(repo, "git", "init", "-q")
+    _git_dvc(repo, "init", "-q")
+    _git_dvc(repo, "config", "core.analytics", "false")
+    revs, saved = [], []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        for k in (1, 2):
+            path = repo / f"data/cv/{k}/models/cnn.pt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_checkpoint(path, "cnn", build_model("cnn", TINY["cnn"], 3), CLASSES,
+                            FeatureConfig(n_mels=16), -40.0, 10.0 + k)
+            _git_dvc(repo, "add", str(path.relative_to(repo)))
+        saved.append({k: (repo / f"data/cv/{k}/models/cnn.pt").read_bytes() for k in (1, 2)})
+        _git_dvc(repo, "git", "add", "-A")
+        _git_dvc(repo, "git", "commit", "-qm", f"seed {seed}")
+        revs.append(subprocess_out(repo, "git", "rev-parse", "HEAD"))
+    out = tmp_path / "teachers"
+    (out / "1").mkdir(parents=True)
+    (out / "1/old_cnn.pt").write_bytes(b"a teacher of an earlier gathering")
+    main(["teachers", "--exp", f"{revs[0]}:cnn", "--exp", revs[1], "--folds", "1", "2",
+          "--repo", str(repo), "--out", str(out)])
+    for k in (1, 2):
+        assert sorted(p.name for p in (out / str(k)).iterdir()) == sorted(
+            f"{rev}_cnn.pt" for rev in revs)
+        for rev, files in zip(revs, saved):
+            assert (out / str(k) / f"{rev}_cnn.pt").read_bytes() == files[k]
+    assert saved[0][1] != saved[1][1]  # two different teachers
