@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--features", type=Path, required=True)
     parser.add_argument("--split", type=Path, required=True)
     parser.add_argument("--models", type=Path, nargs="+", required=True,
-                        help="checkpoints, or folders holding one per cv.models and cv.students name")
+                        help="checkpoints, or folders of the cv.models and cv.students ones")
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder")
     args = parser.parse_args()
     params = load_sections(args.params, evaluate=EvaluateConfig, cv=CVConfig)
