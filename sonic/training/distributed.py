@@ -8,6 +8,7 @@ the process group. Only rank 0 writes files.
 """
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from dataclasses import dataclass
@@ -80,7 +81,11 @@ def setup(device: torch.device) -> tuple[Dist, torch.device]:
 def teardown(job: Dist) -> None:
     """Leave the process group together: a barrier first, so that no process destroys its
     connections while rank 0 still writes the checkpoint (under load gloo then aborts the
-    process that left first: "terminate called without an active exception")."""
+    process that left first: "terminate called without an active exception"). Before it, a
+    garbage collection frees the DDP wrapper (its reducer sits in a reference cycle) and with it
+    the group's last work, so that nothing of gloo is left for the interpreter's finalization,
+    where freeing it aborts the process the same way."""
     if job.world > 1 and dist.is_initialized():
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
