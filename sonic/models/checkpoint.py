@@ -55,19 +55,23 @@ class Classifier:
         whole clips."""
         return int(self.meta.get("crop_frames", 0)), int(self.meta.get("test_crops", 1))
 
+    def crop_outputs(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """The model's outputs for a normalised batch (B, 1, n_mels, T), one per window of
+        :attr:`crops` (one for whole clips)."""
+        frames, count = self.crops
+        width = frames if 0 < frames < x.shape[-1] else x.shape[-1]
+        return [self.model(x[..., s:s + width]) for s in crop_starts(x.shape[-1], frames, count)]
+
     @torch.no_grad()
     def predict(self, db: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
         """Class probabilities (N, C) and embeddings (N, D) for (N, n_mels, T) dB spectrograms;
         with :attr:`crops`, the mean of those of the crops."""
         self.model.eval()
         device = next(self.model.parameters()).device
-        frames, count = self.crops
-        starts = crop_starts(np.shape(db)[-1], frames, count)
-        width = frames if 0 < frames < np.shape(db)[-1] else np.shape(db)[-1]
         probs, embs = [], []
         for start in range(0, len(db), batch_size):
             x = self.normalize(db[start:start + batch_size]).to(device)  # (B, 1, n_mels, T)
-            outs = [self.model(x[..., s:s + width]) for s in starts]
+            outs = self.crop_outputs(x)
             probs.append(torch.stack([o["logits"].float().softmax(-1) for o in outs]).mean(0).cpu())
             embs.append(torch.stack([o["embedding"].float() for o in outs]).mean(0).cpu())
         return {"probs": torch.cat(probs).numpy(), "embedding": torch.cat(embs).numpy()}

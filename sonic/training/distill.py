@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from sonic.config.features import FeatureConfig
-from sonic.models.checkpoint import Classifier, crop_starts, load_classifier
+from sonic.models.checkpoint import Classifier, load_classifier
 from sonic.progress import progress
 from sonic.training.data import MelSet
 
@@ -38,11 +38,10 @@ NORM_RTOL = 1e-6  # normalisations this close come from the same clips
 
 @dataclass
 class SoftTargets:
-    """The teachers' mean probabilities at ``temperature`` for every training item, in the
-    training set's order, and how well each teacher (and their mean) fits the labels."""
+    """The teachers' mean probabilities for every training item, in the training set's order,
+    and how well each teacher (and their mean) fits the labels."""
 
     probs: torch.Tensor  # (N, C)
-    temperature: float
     teachers: list[str]  # checkpoint file names
     train_accuracy: dict[str, float]  # per teacher and "mean": argmax vs label, training items
 
@@ -80,19 +79,14 @@ def load_teachers(folder: Path, classes: list[str], features: FeatureConfig, mea
 def teacher_probs(teacher: Classifier, x: torch.Tensor, temperature: float) -> torch.Tensor:
     """``softmax(logits / T)`` of a normalised batch (B, 1, n_mels, T); a teacher trained on crops
     averages its evenly spaced crops, as it does at inference."""
-    frames, count = teacher.crops
-    width = frames if 0 < frames < x.shape[-1] else x.shape[-1]
-    outs = [teacher.model(x[..., s:s + width])["logits"].float()
-            for s in crop_starts(x.shape[-1], frames, count)]
-    return torch.stack([(o / temperature).softmax(-1) for o in outs]).mean(0)
+    return torch.stack([(o["logits"].float() / temperature).softmax(-1)
+                        for o in teacher.crop_outputs(x)]).mean(0)
 
 
 def soft_targets(teachers: dict[str, Classifier], train: MelSet, temperature: float,
                  batch_size: int = 128) -> SoftTargets:
-    """Each training item scored once by every teacher (in eval mode, on the CPU); the mean of
-    their probabilities at ``temperature`` is its soft target."""
-    for teacher in teachers.values():
-        teacher.model.eval()
+    """Each training item scored once by every teacher (loaded in eval mode, on the CPU); the
+    mean of their probabilities at ``temperature`` is its soft target."""
     per_teacher = {name: [] for name in teachers}
     chunks = range(0, len(train), batch_size)
     for start in progress(chunks, desc="teachers", unit="batch", leave=False):
@@ -105,7 +99,7 @@ def soft_targets(teachers: dict[str, Classifier], train: MelSet, temperature: fl
     accuracy = {name: float((p.argmax(-1) == labels).float().mean())
                 for name, p in probs.items()}
     accuracy["mean"] = float((mean.argmax(-1) == labels).float().mean())
-    return SoftTargets(mean, temperature, list(teachers), accuracy)
+    return SoftTargets(mean, list(teachers), accuracy)
 
 
 def mix_targets(q: torch.Tensor, i_a: torch.Tensor, i_b: torch.Tensor,
