@@ -14,8 +14,9 @@ features, or another model: ``--exp NAME:cnn``) on every fold, their checkpoints
 DVC at each experiment's revision — no retraining — into ``ensembles.json``. ``teachers``
 copies such experiments' fold checkpoints to ``data/teachers/<fold>/``, where stage
 ``cv_distill`` trains a student on them (``cv.students``). ``page`` writes
-the Markdown page and the accuracy-against-compute plot from those files only, so the page
-can be regenerated (and checked) anywhere::
+the Markdown page, the accuracy-against-compute plot and the learning curves (each fold's
+training loss per epoch, which ``collect`` keeps) from those files only, so the page can be
+regenerated (and checked) anywhere::
 
     python -m sonic.cv_results collect --cv data/cv --dev-fold 1 --out metrics/esc50_cv \\
         --command "dvc exp run -n esc50_cv ..."
@@ -24,7 +25,7 @@ can be regenerated (and checked) anywhere::
     python -m sonic.cv_results ensemble --name esc50_cv_seeds --exp esc50_cv --exp esc50_cv_s1 \\
         --dev-fold 1 --out metrics/esc50_cv
     python -m sonic.cv_results page --results metrics/esc50_cv --doc docs/esc50.md \\
-        --plot plots/esc50_accuracy_vs_compute.png
+        --plot plots/esc50_accuracy_vs_compute.png --curves plots/esc50_learning_curves.png
 """
 from __future__ import annotations
 
@@ -130,6 +131,17 @@ def delayed_accuracy(cv: Path, fold: int, model: str, seconds: float = DELAY_S) 
     return float((clf.predict(moved)["probs"].argmax(1) == truth).mean())
 
 
+LOSS_CURVE = "plots/metrics/train/loss.tsv"  # DVCLive's training loss per epoch, in a live folder
+
+
+def train_loss(live: Path) -> list[float]:
+    """The training loss of every epoch that DVCLive logged in ``live`` (empty without one)."""
+    path = live / LOSS_CURVE
+    if not path.exists():
+        return []
+    return [round(float(v), 5) for v in pd.read_csv(path, sep="\t")["loss"]]
+
+
 def collect(cv: Path, folds: Sequence[int], dev_fold: int | None, command: str,
             models: Sequence[str] | None = None) -> dict:
     """Every figure of a finished cross-validation under ``cv`` (see the module docstring), of
@@ -154,6 +166,9 @@ def collect(cv: Path, folds: Sequence[int], dev_fold: int | None, command: str,
                                  "train_samples": r["train_samples"], **resumed(r)}
                              for k, r in runs.items()}
             entry["compute"] = model_compute(cv / str(folds[0]) / "models" / f"{model}.pt")
+            curves = {str(k): train_loss(cv / str(k) / live_folder(model)) for k in folds}
+            if all(curves.values()):
+                entry["train_loss"] = curves
         out["models"][model] = entry
     return out
 
@@ -205,8 +220,9 @@ def gather_teachers(repo: Path, exps: Sequence[str], folds: Sequence[int], model
 def fetch_cv(repo: Path, spec: str, folds: Sequence[int], into: Path) -> tuple[Path, list[str]]:
     """What :func:`collect` reads of experiment ``REV`` or ``REV:MODEL`` (``spec``), read
     through DVC and laid out under ``into`` as the ``cv_*`` stages leave ``data/cv``: each
-    fold's scores and held-out predictions, each model's run.json, and the first fold's
-    checkpoints (for compute). Returns that folder and the models to collect from it."""
+    fold's scores and held-out predictions, each model's run.json and training-loss curve, and
+    the first fold's checkpoints (for compute). Returns that folder and the models to collect
+    from it."""
     rev, named = member_spec(spec, "")
     cv = into / file_part(spec) / "cv"
     for k in folds:
@@ -222,6 +238,12 @@ def fetch_cv(repo: Path, spec: str, folds: Sequence[int], into: Path) -> tuple[P
                                                         if k == folds[0] else [])
             for name in files:
                 read_at(repo, rev, f"data/cv/{k}/{name}", cv / str(k) / name, "collect")
+            if model != "ensemble":  # a run without its loss curve has no learning curve
+                curve = f"{live_folder(model)}/{LOSS_CURVE}"
+                try:
+                    read_at(repo, rev, f"data/cv/{k}/{curve}", cv / str(k) / curve, "collect")
+                except SystemExit:
+                    pass
     return cv, models
 
 
@@ -778,9 +800,67 @@ def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None,
     plt.close(fig)
 
 
+SMOOTH_EPOCHS = 10  # the learning curves' running mean
+
+
+def curves_plot(results: dict, path: Path) -> None:
+    """Training loss against epoch, one panel per model with a training-loss record: one line
+    per fold (its held-out accuracy in the legend) and the folds' mean, smoothed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = [m for m, e in results["models"].items() if "train_loss" in e]
+    fig, axes = plt.subplots(1, max(len(models), 1), figsize=(4 * max(len(models), 1), 3.6),
+                             dpi=110, sharey=True, squeeze=False)
+    for ax, model in zip(axes[0], models):
+        e = results["models"][model]
+        for k, losses in e["train_loss"].items():
+            dev = " (dev)" if str(results.get("dev_fold")) == k else ""
+            ax.plot(range(1, len(losses) + 1), losses, lw=0.6, alpha=0.6,
+                    label=f"fold {k}{dev}: {pct(e['accuracy']['per_fold'][k])} % held out")
+        mean = np.mean([np.asarray(v) for v in e["train_loss"].values()], axis=0)
+        width = min(SMOOTH_EPOCHS, len(mean))
+        smooth = np.convolve(mean, np.ones(width) / width, mode="valid")
+        centre = np.arange(width, len(mean) + 1) - (width - 1) / 2
+        ax.plot(centre, smooth, color="black", lw=1.6,
+                label=f"mean of the folds, {width}-epoch running mean")
+        ax.set_title(model, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("training loss")
+    fig.suptitle(f"ESC-50 five folds, training loss per epoch; {results['machine']}, "
+                 f"{results['date']}", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def curves_table(results: dict) -> list[str]:
+    """Each model's training loss, averaged over its folds and over each quarter of its epochs
+    (one epoch's loss swings with its mixing draws), and the mean of its last tenth of epochs
+    against the tenth before: above 0 where the schedule ended still learning."""
+    lines = ["| model | epochs | first ¼ | second ¼ | third ¼ | last ¼ | "
+             "fall from the ninth tenth to the last |", "|---|---|---|---|---|---|---|"]
+    for model, e in results["models"].items():
+        if "train_loss" not in e:
+            continue
+        mean = np.mean([np.asarray(v) for v in e["train_loss"].values()], axis=0)
+        quarters = [part.mean() for part in np.array_split(mean, 4)]
+        tenths = np.array_split(mean, 10)
+        lines.append(f"| {model} | {len(mean)} | " + " | ".join(f"{v:.3f}" for v in quarters)
+                     + f" | {tenths[-2].mean() - tenths[-1].mean():+.3f} |")
+    return lines if len(lines) > 2 else []
+
+
 def page(results: dict, study: list[dict], plot: str, confusion: str,
-         history: list[dict] | None = None, ensembles: list[dict] | None = None) -> str:
-    """The ESC-50 page: how to run it, the five-fold figures, the study, the anchors."""
+         history: list[dict] | None = None, ensembles: list[dict] | None = None,
+         curves: str | None = None) -> str:
+    """The ESC-50 page: how to run it, the five-fold figures, their learning curves (the plot
+    at ``curves``), the ensembles, the study, the anchors."""
+    loss_table = curves_table(results) if curves else []
     best = best_model(results)
     acc = results["models"][best]["accuracy"]
     anchors = ["| published, from scratch | accuracy % | params (M) | MFLOPs |", "|---|---|---|---|"]
@@ -832,6 +912,14 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
         "",
         f"![confusion over all folds]({confusion})",
         "",
+        *(["## Learning curves", "", f"![training loss per epoch]({curves})", "",
+           "The training loss of every fold, epoch by epoch (DVCLive's `train/loss` in each "
+           "fold's live folder: cross-entropy on the mixed, label-smoothed targets; a "
+           "student's includes its teachers' term), each fold's held-out accuracy in the "
+           "legend. Under `split.select: last` no held-out clip is scored before the last "
+           "epoch, so there is no held-out curve: how held-out accuracy grows with training is "
+           "measured by the study's runs at other epoch counts (its *epochs* column). The "
+           "loss, averaged over the folds:", "", *loss_table, ""] if loss_table else []),
         *(["## Ensembles", "",
            "Finished experiments averaged: the ensemble takes the mean of their class "
            "probabilities on every held-out clip, so it costs the members' compute together. "
@@ -874,9 +962,14 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
     return "\n".join(text)
 
 
-def page_from_files(results_dir: Path, plot: Path, root: Path = Path(".")) -> str:
-    """:func:`page` of ``results_dir``'s results.json and study.json (both paths relative to
-    the repository ``root``), for a page in docs/ (its links one folder up)."""
+CURVES_PLOT = Path("plots/esc50_learning_curves.png")
+
+
+def page_from_files(results_dir: Path, plot: Path, root: Path = Path("."),
+                    curves: Path = CURVES_PLOT) -> str:
+    """:func:`page` of ``results_dir``'s results.json and study.json (all paths relative to
+    the repository ``root``; ``curves`` the learning curves' plot), for a page in docs/ (its
+    links one folder up)."""
     results = json.loads((root / results_dir / "results.json").read_text())
     study_path = root / results_dir / "study.json"
     study = json.loads(study_path.read_text()) if study_path.exists() else []
@@ -886,7 +979,7 @@ def page_from_files(results_dir: Path, plot: Path, root: Path = Path(".")) -> st
     ensembles = json.loads(ensembles_path.read_text()) if ensembles_path.exists() else []
     confusion = results_dir / f"confusion_{best_model(results)}.png"
     return page(results, study, str(Path("..") / plot), str(Path("..") / confusion), history,
-                ensembles)
+                ensembles, str(Path("..") / curves))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -948,6 +1041,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     g.add_argument("--results", type=Path, default=Path("metrics/esc50_cv"))
     g.add_argument("--doc", type=Path, default=Path("docs/esc50.md"))
     g.add_argument("--plot", type=Path, default=Path("plots/esc50_accuracy_vs_compute.png"))
+    g.add_argument("--curves", type=Path, default=CURVES_PLOT,
+                   help="where the learning curves' plot goes")
     args = parser.parse_args(argv)
 
     if args.what == "collect":
@@ -997,13 +1092,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         for k, paths in gathered.items():
             print(f"fold {k}: {', '.join(p.name for p in paths)} in {args.out / str(k)}")
     else:
-        write_text(args.doc, page_from_files(args.results, args.plot))
+        write_text(args.doc, page_from_files(args.results, args.plot, curves=args.curves))
         results = json.loads((args.results / "results.json").read_text())
         extra = {name: json.loads((args.results / f"{name}.json").read_text())
                  if (args.results / f"{name}.json").exists() else []
                  for name in ("history", "ensembles")}
         accuracy_plot(results, args.plot, extra["history"], extra["ensembles"])
-        print(f"written {args.doc} and {args.plot}")
+        written = [args.doc, args.plot]
+        if any("train_loss" in e for e in results["models"].values()):
+            curves_plot(results, args.curves)
+            written.append(args.curves)
+        print("written " + ", ".join(map(str, written)))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import yaml
 from sonic.audio.manifest import scan, write_manifest
 from sonic.bench.dvc import commit, copy_repository
 from sonic.config import CGANConfig, CNNConfig, DataConfig, FeatureConfig, ResNetConfig, TrainConfig
+from sonic.training.data import MelSet
 
 REPO = Path(__file__).resolve().parents[1]
 RATES = (8000, 16000, 22050)  # Hz, the file rates the tiny sets cycle through
@@ -161,6 +162,17 @@ def run_module(root: Path, *args: str, timeout: float | None = None) -> str:
     return proc.stdout + proc.stderr
 
 
+def toy_mel_set(n: int = 24) -> MelSet:
+    """``n`` spectrograms (16 mels × 12 frames, dB) of 3 classes, each class loud in its own 5
+    bands over a quiet floor: a set a tiny model learns in a few epochs."""
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % 3
+    db = rng.uniform(-80, -60, (n, 16, 12)).astype(np.float32)
+    for i, k in enumerate(y):
+        db[i, 5 * k:5 * k + 5] = rng.uniform(-20, 0, (5, 12))
+    return MelSet.of(db, y, float(db.mean()), float(db.std()))
+
+
 # Helpers handed to tests as fixtures (tests never import conftest).
 @pytest.fixture(scope="session")
 def repo_copier() -> Callable[[Path, dict], Path]:
@@ -284,3 +296,9 @@ def train_small_models(root: Path) -> SimpleNamespace:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """Small real checkpoints (``cnn.pt``, ``resnet.pt``, ``cgan.pt``), trained once per session."""
     return train_small_models(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture
+def toy_mels():
+    """A fresh :func:`toy_mel_set` of 24 clips."""
+    return toy_mel_set()

@@ -106,9 +106,33 @@ def test_study_rows_and_the_page_from_files(tmp_path):
     assert "**87.5** ± 17.7" in text and f"| `dev_x` | y | resnet | {size} | 3 | 75.0 |" in text
     assert plot.stat().st_size > 0 and (out / "confusion_resnet.png").exists()
     assert " min on " not in text  # one machine: the wall times need not name it
+    assert "## Learning curves" not in text  # runs that logged no training loss: no curves
     other = {**row, "name": "dev_z", "machine": "Another CPU"}
     table = "\n".join(study_table([row, other]))
     assert f"1.0 min on {row['machine']} |" in table and "1.0 min on Another CPU |" in table
+
+
+def test_the_learning_curves_are_each_folds_training_loss_per_epoch(tmp_path):
+    cv = fake_cv(tmp_path, {1: 3, 2: 4})
+    losses = {1: [4.0, 3.0, 2.0, 1.8, 1.6, 1.5, 1.4, 1.3, 1.2, 1.0],
+              2: [4.2, 3.2, 2.2, 2.0, 1.8, 1.7, 1.6, 1.5, 1.4, 1.2]}
+    for k, values in losses.items():  # as DVCLive logs it in the fold's live folder
+        tsv = cv / str(k) / "train_resnet/plots/metrics/train/loss.tsv"
+        tsv.parent.mkdir(parents=True)
+        tsv.write_text("step\tloss\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(values, 1)))
+    out = tmp_path / "results"
+    main(["collect", "--cv", str(cv), "--folds", "1", "2", "--dev-fold", "1", "--out", str(out)])
+    kept = json.loads((out / "results.json").read_text())["models"]["resnet"]["train_loss"]
+    assert kept == {"1": losses[1], "2": losses[2]}
+    doc, curves = tmp_path / "esc50.md", tmp_path / "curves.png"
+    main(["page", "--results", str(out), "--doc", str(doc), "--plot", str(tmp_path / "p.png"),
+          "--curves", str(curves)])
+    text = doc.read_text()
+    assert f"## Learning curves\n\n![training loss per epoch]({curves})" in text
+    assert curves.stat().st_size > 0
+    # the folds' mean 4.1 3.1 2.1 | 1.9 1.7 1.6 | 1.5 1.4 | 1.3 1.1 by quarters; the ninth
+    # tenth (1.3) against the last (1.1): still falling by 0.2
+    assert "| resnet | 10 | 3.100 | 1.733 | 1.450 | 1.200 | +0.200 |" in text
 
 
 def test_a_resumed_training_says_which_epochs_its_wall_time_counts(tmp_path):

@@ -22,15 +22,6 @@ CLASSES = ["a", "b", "c"]
 FEATURES = FeatureConfig(n_mels=16)
 
 
-def toy_set(n: int = 24) -> MelSet:
-    rng = np.random.default_rng(0)
-    y = np.arange(n) % 3
-    db = rng.uniform(-80, -60, (n, 16, 12)).astype(np.float32)
-    for i, c in enumerate(y):
-        db[i, 5 * c:5 * c + 5] = rng.uniform(-20, 0, (5, 12))
-    return MelSet.of(db, y, float(db.mean()), float(db.std()))
-
-
 def test_the_distillation_loss_is_t_squared_kl_and_zero_at_the_target():
     torch.manual_seed(0)
     logits = torch.randn(6, 3) * 3
@@ -54,41 +45,42 @@ def test_soft_targets_are_mixed_with_the_weights_of_their_labels():
     assert torch.allclose(mixed.sum(-1), torch.ones(4))
 
 
-def train(cfg: TrainConfig, train_set: MelSet, distill: DistillConfig | None = None):
+def train(cfg: TrainConfig, train_set: MelSet, val: MelSet,
+          distill: DistillConfig | None = None):
     torch.manual_seed(0)
     model = build_model("cnn", TINY_CNN, 3)
-    return fit(model, train_set, toy_set(), cfg, torch.device("cpu"), select=False,
+    return fit(model, train_set, val, cfg, torch.device("cpu"), select=False,
                distill=distill)
 
 
 @pytest.mark.parametrize("mixing", ["mixup", "bc"])
-def test_a_student_of_one_hot_teachers_learns_what_the_labels_teach(mixing):
+def test_a_student_of_one_hot_teachers_learns_what_the_labels_teach(mixing, toy_mels):
     """Teachers sure of every label, T = 1, the whole loss on them: KL(mixed one-hot ‖ p) differs
     from the mixed cross-entropy by the targets' entropy alone, a constant, so the student takes
     the same steps as a plain run (mixed with the same partners and weights) — the weights end
     equal; with none of the loss on the teachers the run is the plain run exactly."""
     cfg = TrainConfig(epochs=2, batch_size=8, lr=3e-3, precision="fp32", mixing=mixing,
                       mixup_prob=1.0, mixup_alpha=0.4, label_smoothing=0.0, time_shift=2)
-    data = toy_set()
-    plain = train(cfg, data)
+    data = toy_mels
+    plain = train(cfg, data, data)
     one_hot = F.one_hot(data.labels, 3).float()
-    student = train(cfg, data.with_soft(one_hot), DistillConfig(weight=1.0, temperature=1.0))
+    student = train(cfg, data.with_soft(one_hot), data, DistillConfig(weight=1.0, temperature=1.0))
     for k, v in plain.best_state.items():
         if v.is_floating_point():
             assert torch.allclose(student.best_state[k], v, atol=1e-5), k
     noise = torch.softmax(torch.randn(len(data), 3), -1)
-    ignored = train(cfg, data.with_soft(noise), DistillConfig(weight=0.0, temperature=2.0))
+    ignored = train(cfg, data.with_soft(noise), data, DistillConfig(weight=0.0, temperature=2.0))
     assert ignored.history == plain.history
-    listened = train(cfg, data.with_soft(noise), DistillConfig(weight=0.8, temperature=2.0))
+    listened = train(cfg, data.with_soft(noise), data, DistillConfig(weight=0.8, temperature=2.0))
     assert listened.history != plain.history  # the teachers' share moves the student
 
 
-def test_a_student_needs_both_its_soft_targets_and_the_distill_params():
+def test_a_student_needs_both_its_soft_targets_and_the_distill_params(toy_mels):
     cfg = TrainConfig(epochs=1, batch_size=8, precision="fp32")
     with pytest.raises(ValueError, match="soft targets"):
-        train(cfg, toy_set(), DistillConfig())
+        train(cfg, toy_mels, toy_mels, DistillConfig())
     with pytest.raises(ValueError, match="soft targets"):
-        train(cfg, toy_set().with_soft(torch.full((24, 3), 1 / 3)))
+        train(cfg, toy_mels.with_soft(torch.full((24, 3), 1 / 3)), toy_mels)
 
 
 def save_teacher(path, seed: int, mean: float, std: float, classes=CLASSES,
@@ -99,8 +91,8 @@ def save_teacher(path, seed: int, mean: float, std: float, classes=CLASSES,
     save_checkpoint(path, "cnn", model, classes, features, mean, std, **meta)
 
 
-def test_the_soft_targets_are_the_teachers_mean_probabilities(tmp_path):
-    data = toy_set()
+def test_the_soft_targets_are_the_teachers_mean_probabilities(tmp_path, toy_mels):
+    data = toy_mels
     save_teacher(tmp_path / "a.pt", 0, data.mean, data.std)
     save_teacher(tmp_path / "b.pt", 1, data.mean, data.std, crop_frames=8, test_crops=3)
     teachers = load_teachers(tmp_path, CLASSES, FEATURES, data.mean, data.std)
@@ -120,10 +112,10 @@ def test_the_soft_targets_are_the_teachers_mean_probabilities(tmp_path):
     assert entropy(hot.probs) > entropy(at_1.probs)  # a higher temperature softens
 
 
-def test_a_teacher_that_trained_on_other_clips_is_refused(tmp_path):
+def test_a_teacher_that_trained_on_other_clips_is_refused(tmp_path, toy_mels):
     """A teacher's input normalisation is its training clips' mean and std: one trained with
     the held-out fold (any other clips) has others, and is named and refused."""
-    data = toy_set()
+    data = toy_mels
     save_teacher(tmp_path / "good.pt", 0, data.mean, data.std)
     assert list(load_teachers(tmp_path, CLASSES, FEATURES, data.mean, data.std)) == ["good.pt"]
     save_teacher(tmp_path / "other_fold.pt", 1, data.mean + 0.01, data.std)

@@ -128,42 +128,33 @@ def test_multi_crop_scoring_is_the_mean_of_the_single_crops(tmp_path):
     assert not np.allclose(got["probs"], singles[0].numpy(), atol=1e-3)  # not just one crop
 
 
-def toy_set(n: int = 24) -> MelSet:
-    rng = np.random.default_rng(0)
-    y = np.arange(n) % 3
-    db = rng.uniform(-80, -60, (n, 16, 12)).astype(np.float32)
-    for i, c in enumerate(y):
-        db[i, 5 * c:5 * c + 5] = rng.uniform(-20, 0, (5, 12))
-    return MelSet.of(db, y, float(db.mean()), float(db.std()))
-
-
 class Killed(Exception):
     pass
 
 
-def run(cfg: TrainConfig, resume: ResumeFile | None = None, kill_at: int = 0):
+def run(cfg: TrainConfig, data: MelSet, resume: ResumeFile | None = None, kill_at: int = 0):
     def on_epoch(record: dict) -> None:
         if record["epoch"] == kill_at:
             raise Killed  # before this epoch's state is saved, as a kill would
 
     torch.manual_seed(0)
     model = build_model("cnn", TINY_CNN, 3)
-    return model, fit(model, toy_set(), toy_set(), cfg, torch.device("cpu"), select=False,
+    return model, fit(model, data, data, cfg, torch.device("cpu"), select=False,
                       resume=resume, on_epoch=on_epoch)
 
 
 @pytest.mark.parametrize("mixing", ["mixup", "bc"])
-def test_ema_weights_are_kept_and_survive_a_resume(tmp_path, mixing):
+def test_ema_weights_are_kept_and_survive_a_resume(tmp_path, mixing, toy_mels):
     cfg = TrainConfig(epochs=3, batch_size=8, lr=3e-3, precision="fp32", ema=0.5,
                       mixing=mixing, mixup_prob=1.0, crop_frames=8)
-    model, whole = run(cfg)
+    model, whole = run(cfg, toy_mels)
     raw = model.state_dict()
     assert any(not torch.equal(whole.best_state[k], raw[k]) for k in raw
                if raw[k].is_floating_point())  # the average is kept, not the last step
     resume = ResumeFile(tmp_path / "state.pt", "key")
     with pytest.raises(Killed):
-        run(cfg, resume, kill_at=3)  # killed during epoch 3: the file holds epochs 1-2
-    _, resumed = run(cfg, resume)
+        run(cfg, toy_mels, resume, kill_at=3)  # killed during epoch 3: the file holds epochs 1-2
+    _, resumed = run(cfg, toy_mels, resume)
     assert resumed.resumed_from == 2
     assert resumed.history == whole.history
     for k, v in whole.best_state.items():
