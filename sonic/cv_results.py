@@ -803,6 +803,11 @@ def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None,
 SMOOTH_EPOCHS = 10  # the learning curves' running mean
 
 
+def mean_loss(entry: dict) -> np.ndarray:
+    """A model's training loss per epoch (``collect``'s ``train_loss``), averaged over its folds."""
+    return np.mean([np.asarray(v) for v in entry["train_loss"].values()], axis=0)
+
+
 def curves_plot(results: dict, path: Path) -> None:
     """Training loss against epoch, one panel per model with a training-loss record: one line
     per fold (its held-out accuracy in the legend) and the folds' mean, smoothed."""
@@ -820,7 +825,7 @@ def curves_plot(results: dict, path: Path) -> None:
             dev = " (dev)" if str(results.get("dev_fold")) == k else ""
             ax.plot(range(1, len(losses) + 1), losses, lw=0.6, alpha=0.6,
                     label=f"fold {k}{dev}: {pct(e['accuracy']['per_fold'][k])} % held out")
-        mean = np.mean([np.asarray(v) for v in e["train_loss"].values()], axis=0)
+        mean = mean_loss(e)
         width = min(SMOOTH_EPOCHS, len(mean))
         smooth = np.convolve(mean, np.ones(width) / width, mode="valid")
         centre = np.arange(width, len(mean) + 1) - (width - 1) / 2
@@ -847,7 +852,7 @@ def curves_table(results: dict) -> list[str]:
     for model, e in results["models"].items():
         if "train_loss" not in e:
             continue
-        mean = np.mean([np.asarray(v) for v in e["train_loss"].values()], axis=0)
+        mean = mean_loss(e)
         quarters = [part.mean() for part in np.array_split(mean, 4)]
         tenths = np.array_split(mean, 10)
         lines.append(f"| {model} | {len(mean)} | " + " | ".join(f"{v:.3f}" for v in quarters)
