@@ -659,15 +659,15 @@ def pooled_seed_sd(study: list[dict]) -> tuple[float | None, int]:
     return float(np.sqrt(sum(float((g ** 2).sum()) for g in groups) / dof)), dof
 
 
-def verdict(study: list[dict], row: dict, model: str) -> str:
+def comparison(study: list[dict], row: dict, model: str) -> dict | None:
     """What one study row did against its baseline (``against``): the difference of the two
     experiments' means over their seed runs, and whether it clears twice the sd that seed
-    noise gives such a difference (the pooled one-run sd × √(1/n + 1/m))."""
-    if row.get("repeat_of"):
-        return f"seed repeat of `{row['repeat_of']}`"
+    noise gives such a difference (the pooled one-run sd × √(1/n + 1/m)): ``said`` is
+    ``helped``, ``hurt``, ``within noise``, or None without repeats to tell the noise. None
+    for a seed repeat, or without a baseline that scored a comparable model."""
     against = next((r for r in study if r["name"] == row.get("against")), None)
-    if against is None:
-        return "–"
+    if row.get("repeat_of") or against is None:
+        return None
     # a baseline of one other model (a CNN row against a ResNet recipe) is compared as such, a
     # student (student_cnn) with the baseline's model of its kind
     base_model = model
@@ -677,20 +677,54 @@ def verdict(study: list[dict], row: dict, model: str) -> str:
             base_model = kind
         elif len(against["accuracy"]) == 1:
             base_model = next(iter(against["accuracy"]))
-    other = base_model != model
     base = seed_runs(study, against["name"], base_model)
     if not base:
-        return "–"
+        return None
     own = seed_runs(study, row["name"], model)
     diff, (sd, _) = float(np.mean(own) - np.mean(base)), pooled_seed_sd(study)
-    text = f"{100 * diff:+.1f}" + (f" (its {len(own)} seeds)" if len(own) > 1 else "") + (
-        f" vs `{row['against']}`") + (f" {base_model}" if other else "") + (
-        f" ({len(base)} seeds)" if len(base) > 1 else "")
-    if sd is None:
+    noise = None if sd is None else float(2 * sd * np.sqrt(1 / len(own) + 1 / len(base)))
+    said = (None if noise is None else "helped" if diff > noise else "hurt" if diff < -noise
+            else "within noise")
+    return {"diff": diff, "against": against["name"], "base_model": base_model,
+            "own_runs": len(own), "base_runs": len(base), "noise": noise, "said": said}
+
+
+def verdict(study: list[dict], row: dict, model: str) -> str:
+    """:func:`comparison` in a few words, for the study table."""
+    if row.get("repeat_of"):
+        return f"seed repeat of `{row['repeat_of']}`"
+    c = comparison(study, row, model)
+    if c is None:
+        return "–"
+    text = f"{100 * c['diff']:+.1f}" + (
+        f" (its {c['own_runs']} seeds)" if c["own_runs"] > 1 else "") + (
+        f" vs `{c['against']}`") + (f" {c['base_model']}" if c["base_model"] != model else "") + (
+        f" ({c['base_runs']} seeds)" if c["base_runs"] > 1 else "")
+    if c["said"] is None:
         return text
-    noise = 2 * sd * np.sqrt(1 / len(own) + 1 / len(base))
-    said = "helped" if diff > noise else "hurt" if diff < -noise else "within noise"
-    return f"{text}: **{said}** (noise ±{100 * noise:.1f})"
+    return f"{text}: **{c['said']}** (noise ±{100 * c['noise']:.1f})"
+
+
+def study_digest(study: list[dict]) -> list[str]:
+    """The study in two sentences: which changes cleared the seed noise, helping or hurting,
+    and how many did not."""
+    judged = [(row, model, c) for row in study for model in row["accuracy"]
+              if (c := comparison(study, row, model)) is not None and c["said"] is not None]
+    if not judged:
+        return []
+    lines = []
+    for said in ("helped", "hurt"):
+        named = [f"`{row['name']}`" + (f" {model}" if c["base_model"] != model else "")
+                 + f" ({100 * c['diff']:+.1f} vs `{c['against']}`"
+                 + (f" {c['base_model']}" if c["base_model"] != model else "") + ")"
+                 for row, model, c in judged if c["said"] == said]
+        if named:
+            lines.append(f"**{said.capitalize()}** beyond the seed noise: {', '.join(named)}.")
+    within = sum(c["said"] == "within noise" for _, _, c in judged)
+    lines.append(f"Of the {len(judged)} changes measured against a baseline, {within} stayed "
+                 "within the seed noise: on one fold of 400 clips they neither helped nor "
+                 "hurt measurably.")
+    return [" ".join(lines)]
 
 
 def study_table(study: list[dict]) -> list[str]:
@@ -960,6 +994,7 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
         "the experiment's `params.yaml` rather than written by hand. Wall times depend on what "
         "else shared the cores: compare accuracy, not time.",
         "",
+        *[line for line in study_digest(study) for line in (line, "")],
         *study_table(study),
         "",
         *(line for spread in seed_spread(study) for line in (spread, "")),

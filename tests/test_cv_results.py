@@ -16,7 +16,7 @@ import yaml
 from sonic.config import CNNConfig, FeatureConfig, ResNetConfig
 from sonic.cv_results import (MODEL_SECTIONS, archive, collect, delayed_accuracy,
                                experiment_runs, main, mean_sd, model_compute, page_from_files,
-                               study_row, study_table)
+                               study_digest, study_row, study_table)
 from sonic.features.store import save_features
 from sonic.models import MODELS, build_model
 from sonic.models.checkpoint import load_classifier, save_checkpoint
@@ -193,6 +193,13 @@ def test_each_study_row_says_whether_it_cleared_the_seed_noise_of_its_baseline(t
     noise = 200 * sd * np.sqrt(2)
     assert (f"| student_cnn | – | – | – | 74.0 | – | +4.0 vs `pair` cnn: **within noise** "
             f"(noise ±{noise:.1f}) |") in table
+    # the digest above the table: what cleared the noise either way, and how many did not
+    assert study_digest(rows) == [
+        "**Helped** beyond the seed noise: `big` (+10.0 vs `recipe`), `cnn` cnn (+5.0 vs "
+        "`recipe` resnet). **Hurt** beyond the seed noise: `bad` (-19.0 vs `big`). Of the 5 "
+        "changes measured against a baseline, 2 stayed within the seed noise: on one fold of "
+        "400 clips they neither helped nor hurt measurably."]
+    assert study_digest(rows[:1]) == []  # nothing compared, nothing said
 
 
 def test_each_study_row_shows_every_training_param_that_differs_from_its_baseline(tmp_path):
