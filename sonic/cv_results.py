@@ -689,6 +689,12 @@ def comparison(study: list[dict], row: dict, model: str) -> dict | None:
             "own_runs": len(own), "base_runs": len(base), "noise": noise, "said": said}
 
 
+def baseline(c: dict, model: str) -> str:
+    """The baseline of :func:`comparison` ``c`` as the page names it: its experiment, and its
+    model where that is not ``model``."""
+    return f"`{c['against']}`" + (f" {c['base_model']}" if c["base_model"] != model else "")
+
+
 def verdict(study: list[dict], row: dict, model: str) -> str:
     """:func:`comparison` in a few words, for the study table."""
     if row.get("repeat_of"):
@@ -698,16 +704,15 @@ def verdict(study: list[dict], row: dict, model: str) -> str:
         return "–"
     text = f"{100 * c['diff']:+.1f}" + (
         f" (its {c['own_runs']} seeds)" if c["own_runs"] > 1 else "") + (
-        f" vs `{c['against']}`") + (f" {c['base_model']}" if c["base_model"] != model else "") + (
-        f" ({c['base_runs']} seeds)" if c["base_runs"] > 1 else "")
+        f" vs {baseline(c, model)}") + (f" ({c['base_runs']} seeds)" if c["base_runs"] > 1 else "")
     if c["said"] is None:
         return text
     return f"{text}: **{c['said']}** (noise ±{100 * c['noise']:.1f})"
 
 
 def study_digest(study: list[dict]) -> list[str]:
-    """The study in two sentences: which changes cleared the seed noise, helping or hurting,
-    and how many did not."""
+    """The study in a few sentences: which changes cleared the seed noise, helping or
+    hurting, and how many did not."""
     judged = [(row, model, c) for row in study for model in row["accuracy"]
               if (c := comparison(study, row, model)) is not None and c["said"] is not None]
     if not judged:
@@ -715,8 +720,7 @@ def study_digest(study: list[dict]) -> list[str]:
     lines = []
     for said in ("helped", "hurt"):
         named = [f"`{row['name']}`" + (f" {model}" if c["base_model"] != model else "")
-                 + f" ({100 * c['diff']:+.1f} vs `{c['against']}`"
-                 + (f" {c['base_model']}" if c["base_model"] != model else "") + ")"
+                 + f" ({100 * c['diff']:+.1f} vs {baseline(c, model)})"
                  for row, model, c in judged if c["said"] == said]
         if named:
             lines.append(f"**{said.capitalize()}** beyond the seed noise: {', '.join(named)}.")
