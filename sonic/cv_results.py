@@ -173,9 +173,11 @@ def collect(cv: Path, folds: Sequence[int], dev_fold: int | None, command: str,
     return out
 
 
-def read_at(repo: Path, rev: str, path: str, target: Path, what: str) -> Path:
+def read_at(repo: Path, rev: str, path: str, target: Path, what: str,
+            optional: bool = False) -> Path | None:
     """``path`` as experiment (or commit) ``rev`` left it, read through DVC from the cache or
-    the remote, copied to ``target``; a clear exit naming it when it is not there."""
+    the remote, copied to ``target``; when it is not there, None if ``optional``, else a clear
+    exit naming it."""
     import dvc.api
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -183,6 +185,8 @@ def read_at(repo: Path, rev: str, path: str, target: Path, what: str) -> Path:
         with dvc.api.open(path, repo=str(repo), rev=rev, mode="rb") as f:
             target.write_bytes(f.read())
     except Exception as err:  # noqa: BLE001 - DVC's errors differ by what is missing
+        if optional:
+            return None
         raise SystemExit(f"cv_results {what}: no {path} at {rev!r} ({type(err).__name__}: "
                          f"{err}); run that fold in the experiment, or `dvc exp pull` it") \
             from None
@@ -240,10 +244,8 @@ def fetch_cv(repo: Path, spec: str, folds: Sequence[int], into: Path) -> tuple[P
                 read_at(repo, rev, f"data/cv/{k}/{name}", cv / str(k) / name, "collect")
             if model != "ensemble":  # a run without its loss curve has no learning curve
                 curve = f"{live_folder(model)}/{LOSS_CURVE}"
-                try:
-                    read_at(repo, rev, f"data/cv/{k}/{curve}", cv / str(k) / curve, "collect")
-                except SystemExit:
-                    pass
+                read_at(repo, rev, f"data/cv/{k}/{curve}", cv / str(k) / curve, "collect",
+                        optional=True)
     return cv, models
 
 
