@@ -14,9 +14,11 @@ import torch
 import yaml
 
 from sonic.config import CNNConfig, FeatureConfig, ResNetConfig
-from sonic.cv_results import (MODEL_SECTIONS, archive, collect, delayed_accuracy,
-                               experiment_runs, main, mean_sd, model_compute, page_from_files,
-                               study_digest, study_row, study_table)
+from sonic.cv_results.cli import main
+from sonic.cv_results.collect import (MODEL_SECTIONS, archive, collect, delayed_accuracy,
+                                      experiment_runs, mean_sd, model_compute)
+from sonic.cv_results.page import page_from_files
+from sonic.cv_results.study import study_digest, study_row, study_table
 from sonic.features.store import save_features
 from sonic.models import MODELS, build_model
 from sonic.models.checkpoint import load_classifier, save_checkpoint

@@ -1,0 +1,139 @@
+"""The page's figures: accuracy against compute beside the published anchors, the learning curves
+(each fold's training loss per epoch) and one confusion over all folds."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from sonic.cv_results.collect import fold_predictions
+from sonic.cv_results.text import pct
+
+
+# Published ESC-50 five-fold means from scratch (accuracy %, parameters M, MFLOPs per clip as
+# the papers count them; None where not stated). Pretrained models (AST, BEATs) are not the game.
+ANCHORS = [
+    {"name": "Piczak CNN", "accuracy": 64.5, "params_m": None, "mflops": None},
+    {"name": "human listeners", "accuracy": 81.3, "params_m": None, "mflops": None},
+    {"name": "Micro-ACDNet", "accuracy": 83.7, "params_m": 0.13, "mflops": 14.8},
+    {"name": "ResNet seed (1 fold, selected on it)", "accuracy": 84.0, "params_m": None,
+     "mflops": None},
+    {"name": "EnvNet-v2 + BC", "accuracy": 84.9, "params_m": None, "mflops": None},
+    {"name": "ACDNet", "accuracy": 87.1, "params_m": 4.7, "mflops": 544.0},
+]
+
+
+def confusion_png(cv: Path, folds: Sequence[int], model: str, path: Path) -> None:
+    """One confusion matrix over the held-out clips of every fold."""
+    from sonic.evaluation.confusion_plots import confusion_figure
+
+    preds = pd.concat([fold_predictions(cv, k, model) for k in folds])
+    classes = sorted(preds["actual"].unique())
+    code = {c: i for i, c in enumerate(classes)}
+    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(matrix, (preds["actual"].map(code), preds["predicted"].map(code)), 1)
+    import matplotlib.pyplot as plt
+
+    fig = confusion_figure({f"{model}, folds {', '.join(map(str, folds))}": matrix}, classes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def elsewhere(machine: str, results: dict) -> str:
+    """``, on MACHINE`` for a point from another CPU than ``results``' (the plot's title)."""
+    return "" if machine == results["machine"] else f", on {machine}"
+
+
+def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None,
+                  ensembles: list[dict] | None = None) -> None:
+    """Accuracy against MFLOPs per clip (log scale): Sonic's models beside the anchors."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
+    for a in ANCHORS:
+        if a["mflops"] is not None:
+            ax.scatter(a["mflops"], a["accuracy"], marker="s", color="grey")
+            ax.annotate(f"{a['name']} ({a['params_m']} M)", (a["mflops"], a["accuracy"]),
+                        textcoords="offset points", xytext=(5, -12), fontsize=8)
+        else:
+            ax.axhline(a["accuracy"], color="grey", lw=0.6, ls=":")
+            ax.text(1.0, a["accuracy"] + 0.3, a["name"], fontsize=7, color="grey")
+    for h in history or []:
+        for model, a in h["models"].items():
+            if "mflops" in a:
+                ax.errorbar(a["mflops"], 100 * a["mean"], yerr=100 * (a["sd"] or 0), fmt="o",
+                            mfc="none", color="grey", capsize=3,
+                            label=f"Sonic {model}, earlier: {h['name']}"
+                                  + elsewhere(h["machine"], results))
+    for model, e in results["models"].items():
+        if "compute" in e:
+            c, acc = e["compute"], e["accuracy"]
+            ax.errorbar(c["mflops"], 100 * acc["mean"], yerr=100 * (acc["sd"] or 0), fmt="o",
+                        capsize=3, label=f"Sonic {model} ({c['params_m']:.2f} M)")
+    for e in ensembles or []:
+        if len(e["folds"]) != len(results["folds"]):  # a development-fold ensemble: no point
+            continue
+        c, acc = e["compute"], e["accuracy"]
+        what = e["model"] if " + " in e["model"] else f"{len(e['members'])} × {e['model']}"
+        ax.errorbar(c["mflops"], 100 * acc["mean"], yerr=100 * (acc["sd"] or 0), fmt="D",
+                    capsize=3, label=f"Sonic {what}, averaged ({c['params_m']:.2f} M)"
+                                     + elsewhere(e["machine"], results))
+    ax.set_xscale("log")
+    ax.set_xlim(1, 3000)
+    ax.set_xlabel("MFLOPs per clip (log scale)")
+    ax.set_ylabel("ESC-50 five-fold accuracy (%)")
+    ax.set_title(f"From scratch; Sonic: {results['machine']}, {results['date']}", fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.16))  # below: no overlap
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, metadata={"Software": None}, bbox_inches="tight")
+    plt.close(fig)
+
+
+SMOOTH_EPOCHS = 10  # the learning curves' running mean
+
+
+def mean_loss(entry: dict) -> np.ndarray:
+    """A model's training loss per epoch (``collect``'s ``train_loss``), averaged over its folds."""
+    return np.mean([np.asarray(v) for v in entry["train_loss"].values()], axis=0)
+
+
+def curves_plot(results: dict, path: Path) -> None:
+    """Training loss against epoch, one panel per model with a training-loss record: one line
+    per fold (its held-out accuracy in the legend) and the folds' mean, smoothed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = [m for m, e in results["models"].items() if "train_loss" in e]
+    fig, axes = plt.subplots(1, max(len(models), 1), figsize=(4 * max(len(models), 1), 3.6),
+                             dpi=110, sharey=True, squeeze=False)
+    for ax, model in zip(axes[0], models):
+        e = results["models"][model]
+        for k, losses in e["train_loss"].items():
+            dev = " (dev)" if str(results.get("dev_fold")) == k else ""
+            ax.plot(range(1, len(losses) + 1), losses, lw=0.6, alpha=0.6,
+                    label=f"fold {k}{dev}: {pct(e['accuracy']['per_fold'][k])} % held out")
+        mean = mean_loss(e)
+        width = min(SMOOTH_EPOCHS, len(mean))
+        smooth = np.convolve(mean, np.ones(width) / width, mode="valid")
+        centre = np.arange(width, len(mean) + 1) - (width - 1) / 2
+        ax.plot(centre, smooth, color="black", lw=1.6,
+                label=f"mean of the folds, {width}-epoch running mean")
+        ax.set_title(model, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("training loss")
+    fig.suptitle(f"ESC-50 five folds, training loss per epoch; {results['machine']}, "
+                 f"{results['date']}", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
