@@ -18,7 +18,8 @@ from sonic.runtime import write_json, write_text
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sonic.cv_results",
+                                     description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
     c = sub.add_parser("collect", help="results.json, per_class.csv, confusion PNGs")
     c.add_argument("--cv", type=Path, default=Path("data/cv"),
