@@ -351,7 +351,7 @@ def _main(argv: Sequence[str] | None) -> None:
 
         return cv(argv[1:])
     if argv and argv[0] == "soundscape":
-        from sonic.inference.soundscape import main as soundscape
+        from sonic.inference.soundscape.cli import main as soundscape
 
         return soundscape(argv[1:])
     args = build_parser().parse_args(argv)

@@ -21,8 +21,9 @@ from sonic.inference.events import (ACTIVITY_SMOOTH_S, DETECTORS, FLOOR_MIN_WIND
                                     frame_probs, gate, hysteresis, prediction_events,
                                     top1_events)
 from sonic.inference.predictor import Predictor
-from sonic.inference.soundscape import (SceneConfig, build, list_clips, read_reference, score,
-                                        timeline_png)
+from sonic.inference.soundscape.plots import timeline_png
+from sonic.inference.soundscape.scenes import SceneConfig, build, list_clips
+from sonic.inference.soundscape.scoring import read_reference, score
 from sonic.inference.windows import Windowing
 from sonic.serve.app import create_app, load
 

@@ -1,0 +1,3 @@
+from sonic.inference.soundscape.cli import main
+
+main()
