@@ -188,10 +188,11 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
            "(read through DVC at each experiment's revision, nothing retrained); members "
            "trained on other features (64 and 128 mel bands) are each scored on their own "
            "experiment's spectrograms, and `--exp NAME:cnn` adds another model. An ensemble "
-           "of development-fold runs has only that fold. The headline ensemble's members are chosen on that "
-           "fold alone: a candidate joins when the development-fold ensemble with it scores more "
-           "than without it, and the README gives the five-fold ensemble the development "
-           "fold ranks first (ties: the cheaper), never the best five-fold mean.", "",
+           "of development-fold runs has only that fold. The headline ensemble's members are "
+           "chosen on that fold alone: a candidate joins when the development-fold ensemble "
+           "with it scores more than without it, and the README gives the five-fold ensemble "
+           "the development fold ranks first (ties: the cheaper), never the best five-fold "
+           "mean.", "",
            *ensemble_table(newest_first(ensembles, results))] if ensembles else []),
         *(["## Earlier five-fold runs", "",
            "The runs this recipe replaced, same protocol (their commands in "
