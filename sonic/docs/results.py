@@ -367,7 +367,8 @@ def esc50_line(r: dict, ensembles: list[dict] = ()) -> str:
     if full:
         e = max(full, key=lambda e: (e["accuracy"]["per_fold"][str(e["dev_fold"])],
                                      -e["compute"]["mflops"]))
-        shown.append(f"averaged ({e['model']}, `{e['name']}`) {mean_sd(e['accuracy'])} "
+        shown.append(f"averaged ({e['model']}, `{e['name']}`, the development fold's pick) "
+                     f"{mean_sd(e['accuracy'])} "
                      f"({e['compute']['mflops']:.0f} MFLOPs per clip)")
     folds = len(r["folds"])
     return (f"ESC-50, {folds} folds, from scratch, no held-out clip making any choice: "
