@@ -23,12 +23,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from sonic.runtime import write_text
 
 
 DETECTORS = ("activity", "probability")
@@ -301,19 +301,6 @@ def audacity_labels(events: list[Event]) -> str:
     return "".join(f"{e.onset:.6f}\t{e.offset:.6f}\t{e.label}\n" for e in events)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_events(events: list[Event], out_dir: Path, stem: str, file: str,
                  params: EventParams | None = None) -> list[Path]:
     """``<stem>.events.csv``, ``<stem>.events.json`` and ``<stem>.txt`` (Audacity labels) in
@@ -324,7 +311,7 @@ def write_events(events: list[Event], out_dir: Path, stem: str, file: str,
            "events": [e.to_dict() for e in events]}
     for path, text in zip(paths, [events_csv(events, file), json.dumps(doc, indent=1) + "\n",
                                   audacity_labels(events)]):
-        write_atomic(path, text)
+        write_text(path, text)
     return paths
 
 

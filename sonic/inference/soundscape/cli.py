@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Sequence
 
 import sonic.inference.soundscape as package
-from sonic.inference.events import DETECTORS, EventParams, write_atomic
+from sonic.inference.events import DETECTORS, EventParams
 from sonic.inference.soundscape.plots import plot
 from sonic.inference.soundscape.scenes import SceneConfig, build, list_clips
 from sonic.inference.soundscape.scoring import score
+from sonic.runtime import write_text
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
@@ -38,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(2)
     text = json.dumps(result, indent=1) + "\n"
     if args.out:
-        write_atomic(args.out, text)
+        write_text(args.out, text)
     print(text, end="")
 
 

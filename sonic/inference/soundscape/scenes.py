@@ -13,7 +13,7 @@ import soundfile as sf
 
 from sonic.audio.io import read_audio
 from sonic.features.mel import resample, to_mono, trim_bounds
-from sonic.inference.events import write_atomic
+from sonic.runtime import atomic_path, write_text
 
 REFERENCE_FIELDS = ["filename", "onset", "offset", "event_label", "snr_db", "source"]
 
@@ -143,13 +143,12 @@ def build(clips: list[tuple[Path, str]], out: Path, scenes: int, cfg: SceneConfi
             bg = np.resize(bed, n) * (level / rms(bed))
         name = f"scene_{i:03d}.wav"
         wave, rows = build_scene(sources, bg, cfg, rng, name)
-        tmp = out / f".{name}.tmp.wav"
-        sf.write(tmp, wave, sr, subtype="PCM_16")
-        tmp.replace(out / name)
-        write_atomic(out / f"scene_{i:03d}.csv", rows_csv(rows))
+        with atomic_path(out / name) as tmp:
+            sf.write(tmp, wave, sr, subtype="PCM_16")
+        write_text(out / f"scene_{i:03d}.csv", rows_csv(rows))
         written.append(out / name)
         all_rows += rows
-    write_atomic(out / "reference.csv", rows_csv(all_rows))
+    write_text(out / "reference.csv", rows_csv(all_rows))
     return written
 
 
