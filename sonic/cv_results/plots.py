@@ -42,20 +42,19 @@ def confusion_png(cv: Path, folds: Sequence[int], model: str, path: Path) -> Non
     plt.close(fig)
 
 
-def elsewhere(machine: str, results: dict) -> str:
-    """``, on MACHINE`` for a point from another CPU than ``results``' (the plot's title)."""
-    return "" if machine == results["machine"] else f", on {machine}"
-
-
 def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None,
                   ensembles: list[dict] | None = None) -> None:
-    """Accuracy against MFLOPs per clip (log scale): Sonic's models beside the anchors."""
+    """Accuracy against MFLOPs per clip (log scale): Sonic's models and five-fold ensembles
+    beside the anchors. Earlier runs and ensembles share one legend entry each; the ensemble
+    the README shows (:func:`~sonic.docs.results.headline_ensemble`) is drawn large and named."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
+    from sonic.docs.results import headline_ensemble
+
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=110)
     for a in ANCHORS:
         if a["mflops"] is not None:
             ax.scatter(a["mflops"], a["accuracy"], marker="s", color="grey")
@@ -63,33 +62,40 @@ def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None,
                         textcoords="offset points", xytext=(5, -12), fontsize=8)
         else:
             ax.axhline(a["accuracy"], color="grey", lw=0.6, ls=":")
-            ax.text(1.0, a["accuracy"] + 0.3, a["name"], fontsize=7, color="grey")
+            ax.text(1.1, a["accuracy"] + 0.3, a["name"], fontsize=7, color="grey")
+    label = "Sonic, earlier five-fold runs"
     for h in history or []:
-        for model, a in h["models"].items():
+        for a in h["models"].values():
             if "mflops" in a:
                 ax.errorbar(a["mflops"], 100 * a["mean"], yerr=100 * (a["sd"] or 0), fmt="o",
-                            mfc="none", color="grey", capsize=3,
-                            label=f"Sonic {model}, earlier: {h['name']}"
-                                  + elsewhere(h["machine"], results))
+                            mfc="none", color="grey", capsize=3, label=label)
+                label = None
     for model, e in results["models"].items():
         if "compute" in e:
             c, acc = e["compute"], e["accuracy"]
             ax.errorbar(c["mflops"], 100 * acc["mean"], yerr=100 * (acc["sd"] or 0), fmt="o",
                         capsize=3, label=f"Sonic {model} ({c['params_m']:.2f} M)")
-    for e in ensembles or []:
-        if len(e["folds"]) != len(results["folds"]):  # a development-fold ensemble: no point
-            continue
-        c, acc = e["compute"], e["accuracy"]
-        what = e["model"] if " + " in e["model"] else f"{len(e['members'])} × {e['model']}"
+    full = [e for e in ensembles or [] if e["folds"] == results["folds"]]
+    pick = headline_ensemble(full, results)
+    label = "Sonic ensembles (averaged probabilities)"
+    for e in full:
+        if e is not pick:
+            ax.scatter(e["compute"]["mflops"], 100 * e["accuracy"]["mean"], marker="D", s=18,
+                       color="tab:purple", alpha=0.45, label=label)
+            label = None
+    if pick:
+        c, acc = pick["compute"], pick["accuracy"]
         ax.errorbar(c["mflops"], 100 * acc["mean"], yerr=100 * (acc["sd"] or 0), fmt="D",
-                    capsize=3, label=f"Sonic {what}, averaged ({c['params_m']:.2f} M)"
-                                     + elsewhere(e["machine"], results))
+                    ms=8, color="tab:red", capsize=3,
+                    label=f"Sonic {pick['name']}: the development fold's pick "
+                          f"({len(pick['members'])} × {pick['model']}, "
+                          f"{c['params_m']:.2f} M)")
     ax.set_xscale("log")
-    ax.set_xlim(1, 3000)
+    ax.set_xlim(1, 5000)
     ax.set_xlabel("MFLOPs per clip (log scale)")
     ax.set_ylabel("ESC-50 five-fold accuracy (%)")
     ax.set_title(f"From scratch; Sonic: {results['machine']}, {results['date']}", fontsize=8)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.16))  # below: no overlap
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.13), ncol=2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, metadata={"Software": None}, bbox_inches="tight")

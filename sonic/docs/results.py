@@ -348,11 +348,19 @@ def headline(root: Path) -> str:
     return "\n\n".join(parts)
 
 
+def headline_ensemble(ensembles: list[dict], results: dict) -> dict | None:
+    """Of the ensembles over all of ``results``' folds scored on its machine, the one the
+    development fold ranks first (ties: the cheaper) — which one to show is a choice too, so
+    no other fold makes it; None when there is none."""
+    full = [e for e in ensembles
+            if e["folds"] == results["folds"] and e["machine"] == results["machine"]]
+    return max(full, key=lambda e: (e["accuracy"]["per_fold"][str(e["dev_fold"])],
+                                    -e["compute"]["mflops"]), default=None)
+
+
 def esc50_line(r: dict, ensembles: list[dict] = ()) -> str:
     """One sentence of the ESC-50 five-fold figures (``sonic.cv_results collect``), with the
-    ensemble (``sonic.cv_results ensemble``) over the same folds on the same machine that the
-    development fold ranks first (ties: the cheaper): which ensemble to show is a choice too,
-    so no other fold makes it."""
+    :func:`headline_ensemble` (``sonic.cv_results ensemble``)."""
     def mean_sd(acc: dict) -> str:
         sd = f" ± {100 * acc['sd']:.1f}" if acc["sd"] is not None else ""
         return f"**{100 * acc['mean']:.1f}{sd} %**"
@@ -363,10 +371,8 @@ def esc50_line(r: dict, ensembles: list[dict] = ()) -> str:
         size = f" ({compute['params_m']:.1f} M parameters, {compute['mflops']:.0f} MFLOPs per " \
                "clip)" if compute else ""
         shown.append(f"`{model}` {mean_sd(e['accuracy'])}{size}")
-    full = [e for e in ensembles if e["folds"] == r["folds"] and e["machine"] == r["machine"]]
-    if full:
-        e = max(full, key=lambda e: (e["accuracy"]["per_fold"][str(e["dev_fold"])],
-                                     -e["compute"]["mflops"]))
+    e = headline_ensemble(ensembles, r)
+    if e:
         shown.append(f"averaged ({e['model']}, `{e['name']}`, the development fold's pick) "
                      f"{mean_sd(e['accuracy'])} "
                      f"({e['compute']['mflops']:.0f} MFLOPs per clip)")
