@@ -208,9 +208,8 @@ def _fsync(path: Path) -> None:
 
 
 def write_text(path: str | Path, text: str) -> None:
-    """``text`` to ``path`` as UTF-8 through :func:`atomic_path`."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text)
 
 
 def write_json(path: str | Path, data: Any) -> None:
