@@ -288,6 +288,7 @@ def test_the_esc50_line_gives_each_model_and_the_ensemble_the_development_fold_r
                             ens("elsewhere", [1, 2], "CPU B", 0.9, 0.9),
                             ens("dev", [1], "CPU A", 0.95, 0.95)])
     assert "`cnn` **77.0 ± 3.0 %** (0.5 M parameters, 255 MFLOPs per clip)" in line
-    assert "averaged (cnn + resnet, `dev_first`, the development fold's pick) **78.5 ± 3.6 %** (617 MFLOPs per clip)" in line
+    assert ("averaged (cnn + resnet, `dev_first`, the development fold's pick) "
+            "**78.5 ± 3.6 %** (617 MFLOPs per clip)") in line
     assert not any(f"`{n}`" in line for n in ("best_mean", "dev_tie_dearer", "elsewhere", "dev"))
     assert "averaged" not in esc50_line(run)

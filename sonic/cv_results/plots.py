@@ -85,11 +85,12 @@ def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None,
             label = None
     if pick:
         c, acc = pick["compute"], pick["accuracy"]
+        what = (pick["model"] if " + " in pick["model"]  # "cnn + resnet": one of each
+                else f"{len(pick['members'])} × {pick['model']}")
         ax.errorbar(c["mflops"], 100 * acc["mean"], yerr=100 * (acc["sd"] or 0), fmt="D",
                     ms=8, color="tab:red", capsize=3,
                     label=f"Sonic {pick['name']}: the development fold's pick "
-                          f"({len(pick['members'])} × {pick['model']}, "
-                          f"{c['params_m']:.2f} M)")
+                          f"({what}, {c['params_m']:.2f} M)")
     ax.set_xscale("log")
     ax.set_xlim(1, 5000)
     ax.set_xlabel("MFLOPs per clip (log scale)")
