@@ -1,7 +1,9 @@
-"""DeepAudioCNN: four double-conv blocks, an adaptive pool and a fully connected head.
+"""DeepAudioCNN: four double-conv blocks, a pool and a fully connected head.
 
-The conv blocks follow PANNs' conv-BN-ReLU ×2 pattern. The adaptive pool fixes the size of the
-flattened features whatever the clip length or mel count, so one set of weights serves any input.
+The conv blocks follow PANNs' conv-BN-ReLU ×2 pattern. The pool fixes the size of the flattened
+features whatever the clip length or mel count, so one set of weights serves any input: either an
+adaptive average over a small (mels, frames) grid, which keeps where in the clip a sound sits, or
+PANNs' global pool (mean over mels, then mean + max over frames), which does not.
 """
 from __future__ import annotations
 
@@ -47,8 +49,9 @@ class DeepAudioCNN(nn.Module):
     Parameters
     ----------
     cfg : CNNConfig
-        ``widths`` (conv channels per block), ``fc`` (hidden FC sizes), ``pool`` (adaptive-pool
-        output (H, W)), ``dropout`` (after each conv block), ``fc_dropout`` (between FC layers).
+        ``widths`` (conv channels per block), ``fc`` (hidden FC sizes), ``head`` (``grid``: an
+        adaptive average pool to ``pool`` = (H, W), flattened; ``avgmax``: mean over mels, then
+        mean + max over frames, ``pool`` unused), ``dropout`` (after each conv block), ``fc_dropout`` (between FC layers).
     n_classes : int
         Number of output classes.
 
@@ -61,7 +64,8 @@ class DeepAudioCNN(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.n_classes = n_classes
-        self.embedding_dim = cfg.fc[-1] if cfg.fc else cfg.widths[-1] * cfg.pool[0] * cfg.pool[1]
+        pooled = cfg.widths[-1] * (cfg.pool[0] * cfg.pool[1] if cfg.head == "grid" else 1)
+        self.embedding_dim = cfg.fc[-1] if cfg.fc else pooled
 
         chans = (1, *cfg.widths)
         self.blocks = nn.Sequential(
@@ -71,7 +75,7 @@ class DeepAudioCNN(nn.Module):
 
         # Each hidden layer is Linear → ReLU → Dropout. The last one's dropout is kept apart
         # (`self.dropout`) so the embedding is read before it, the same in train and eval.
-        sizes = (cfg.widths[-1] * cfg.pool[0] * cfg.pool[1], *cfg.fc)
+        sizes = (pooled, *cfg.fc)
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             if i:
@@ -84,9 +88,13 @@ class DeepAudioCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.blocks(x)  # (B, widths[-1], n_mels // 16, T // 16)
-        x = self.pool(x)  # (B, widths[-1], *pool)
-        # flatten follows the logical (C, H, W) order, so channels_last input gives the same result
-        x = torch.flatten(x, 1)  # (B, widths[-1] * pool_h * pool_w)
+        if self.cfg.head == "avgmax":  # PANNs: a short loud event is not averaged away
+            x = x.mean(dim=2)  # (B, widths[-1], T // 16)
+            x = x.mean(dim=2) + x.amax(dim=2)  # (B, widths[-1])
+        else:
+            x = self.pool(x)  # (B, widths[-1], *pool)
+            # flatten follows the logical (C, H, W) order, channels_last input included
+            x = torch.flatten(x, 1)  # (B, widths[-1] * pool_h * pool_w)
         emb = self.fc(x)  # (B, fc[-1])
         logits = self.classifier(self.dropout(emb))  # (B, n_classes)
         return {"logits": logits, "embedding": emb}
