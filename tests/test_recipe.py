@@ -1,5 +1,5 @@
 """The ESC-50 recipe's training tools: between-class mixing, random crops and multi-crop
-scoring, weight averaging (EMA) through a resume, and mean + max pooling."""
+scoring, weight averaging (EMA) through a resume, and mean + max pooling (ResNet and CNN)."""
 from __future__ import annotations
 
 import numpy as np
@@ -171,3 +171,21 @@ def test_avgmax_pooling_keeps_a_short_event():
         model.conv1(x))))))
     pooled = stages_out.mean(dim=2)
     assert torch.allclose(out["embedding"], pooled.mean(-1) + pooled.amax(-1), atol=1e-6)
+
+
+def test_cnn_avgmax_head_pools_mean_plus_max_over_frames_and_ignores_where_the_event_sits():
+    grid = build_model("cnn", CNNConfig(widths=(8, 16), fc=(16,), pool=(2, 3)), 3).eval()
+    torch.manual_seed(0)
+    model = build_model("cnn", CNNConfig(widths=(8, 16), fc=(16,), head="avgmax"), 3).eval()
+    assert model.fc[0].in_features == 16 and grid.fc[0].in_features == 16 * 6  # no grid cells
+    x = torch.randn(2, 1, 16, 64)
+    out = model(x)
+    blocks = model.blocks(x).mean(dim=2)  # (B, 16, 64 // 4)
+    assert torch.allclose(out["embedding"], model.fc(blocks.mean(-1) + blocks.amax(-1)), atol=1e-6)
+    # An event moved by whole block strides (4 frames here) and kept clear of the clip's edges
+    # is the same event to the avgmax head; the grid head places it in another cell.
+    event = torch.zeros(1, 1, 16, 64)
+    event[..., 4:8, 8:16] = 3.0
+    late = torch.roll(event, 32, dims=-1)
+    assert torch.allclose(model(event)["logits"], model(late)["logits"], atol=1e-5)
+    assert not torch.allclose(grid(event)["logits"], grid(late)["logits"], atol=1e-3)
