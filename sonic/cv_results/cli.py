@@ -113,8 +113,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.what == "ensemble":
         if len(args.exp) < 2:
             raise SystemExit("cv_results ensemble: an ensemble needs two or more --exp")
+        unnamed = any(":" not in x for x in args.exp)  # members that take --model
         command = ("python -m sonic.cv_results ensemble --name " + args.name + "".join(
-            f" --exp {x}" for x in args.exp) + f" --model {args.model}" + (
+            f" --exp {x}" for x in args.exp) + (f" --model {args.model}" if unnamed else "") + (
             f" --dev-fold {args.dev_fold}" if args.dev_fold else ""))
         row = {"name": args.name, "note": args.note,
                **ensemble(args.repo, args.exp, args.folds, args.dev_fold, args.model,
