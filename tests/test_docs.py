@@ -15,7 +15,7 @@ import yaml
 
 from sonic import cv
 from sonic.docs import EXP_SHOW, exp_show_command, params, results
-from sonic.docs.__main__ import PAGES, stale
+from sonic.docs.__main__ import stale
 from sonic.docs.provenance import NOT_RECORDED, PROVENANCE, Provenance
 
 REPO = Path(__file__).resolve().parents[1]
