@@ -448,6 +448,12 @@ def test_an_ensemble_of_experiments_scores_the_mean_of_their_probabilities(tmp_p
     assert row["compute"]["mflops"] == pytest.approx(2 * single["mflops"])
     assert row["member_compute"][revs[1]]["mflops"] == pytest.approx(single["mflops"])
     assert row["clips"] == n and set(row["per_class"]) == set(CLASSES)
+    confusion = np.asarray(row["confusion"]["matrix"])  # rows: the actual class
+    assert row["confusion"]["classes"] == list(CLASSES) and confusion.sum() == n
+    assert confusion.sum(axis=1).tolist() == [n // 3] * 3
+    assert np.trace(confusion) / n == pytest.approx(row["accuracy"]["per_fold"]["1"])
+    for i, c in enumerate(CLASSES):
+        assert confusion[i, i] / confusion[i].sum() == pytest.approx(row["per_class"][c])
 
     results = collect(fake_cv(tmp_path / "five", {1: 4, 2: 2}), [1, 2], 1, "dvc exp run ...")
     (out / "results.json").write_text(json.dumps(results))
@@ -458,14 +464,18 @@ def test_an_ensemble_of_experiments_scores_the_mean_of_their_probabilities(tmp_p
     def both_folds(a: dict) -> dict:  # the fold-1 figures as if scored on folds 1 and 2
         return {**a, "per_fold": {"1": a["per_fold"]["1"], "2": a["per_fold"]["1"]}}
 
-    full = [{**dev, "name": name, "folds": [1, 2], "accuracy": both_folds(dev["accuracy"]),
+    full = [{**dev, "name": name, "folds": [1, 2], "dev_fold": 1,
+             "accuracy": both_folds(dev["accuracy"]),
              "member_accuracy": {m: both_folds(a) for m, a in dev["member_accuracy"].items()}}
             for name in ("earlier", "later")]
     (out / "ensembles.json").write_text(json.dumps([full[0], dev, full[1]]))
     text = page_from_files(out, Path("plots/p.png"), root=Path("/"))
     # over every fold first, the last scored first; then the development-fold ones
-    assert text.index("`later`") < text.index("`earlier`") < text.index("`two_seeds`")
+    assert text.index("| `later`") < text.index("| `earlier`") < text.index("| `two_seeds`")
     assert "average of the members' probabilities" in text and "two seeds of one recipe" in text
+    # the README's ensemble (over every fold) per class, and its confusion
+    assert "Per class, the README's ensemble" in text
+    assert "![the ensemble's confusion over all folds](../plots/esc50_confusion_ensemble.png)" in text
     with pytest.raises(SystemExit, match="two or more"):
         main(["ensemble", "--name", "x", "--exp", revs[0], "--out", str(out)])
 

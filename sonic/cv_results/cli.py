@@ -6,14 +6,17 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from sonic.cv_results.collect import archive, collect_all
 from sonic.cv_results.ensemble import ensemble
 from sonic.cv_results.fetch import fetch_cv, gather_teachers
-from sonic.cv_results.page import CURVES_PLOT, ensemble_table, page_from_files, results_tables
-from sonic.cv_results.plots import accuracy_plot, confusion_png, curves_plot
+from sonic.cv_results.page import (CURVES_PLOT, ENSEMBLE_CONFUSION, ensemble_table,
+                                   page_from_files, results_tables)
+from sonic.cv_results.plots import accuracy_plot, confusion_png, curves_plot, save_confusion
 from sonic.cv_results.study import study_row, study_table, workspace_params
+from sonic.docs.results import headline_ensemble
 from sonic.runtime import write_json, write_text
 
 
@@ -79,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     g.add_argument("--plot", type=Path, default=Path("plots/esc50_accuracy_vs_compute.png"))
     g.add_argument("--curves", type=Path, default=CURVES_PLOT,
                    help="where the learning curves' plot goes")
+    g.add_argument("--ensemble-confusion", type=Path, default=ENSEMBLE_CONFUSION,
+                   help="where the README's ensemble's confusion over all folds goes")
     args = parser.parse_args(argv)
 
     if args.what == "collect":
@@ -129,13 +134,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         for k, paths in gathered.items():
             print(f"fold {k}: {', '.join(p.name for p in paths)} in {args.out / str(k)}")
     else:
-        write_text(args.doc, page_from_files(args.results, args.plot, curves=args.curves))
+        write_text(args.doc, page_from_files(args.results, args.plot, curves=args.curves,
+                                             ensemble_confusion=args.ensemble_confusion))
         results = json.loads((args.results / "results.json").read_text())
         extra = {name: json.loads((args.results / f"{name}.json").read_text())
                  if (args.results / f"{name}.json").exists() else []
                  for name in ("history", "ensembles")}
         accuracy_plot(results, args.plot, extra["history"], extra["ensembles"])
         written = [args.doc, args.plot]
+        pick = headline_ensemble([e for e in extra["ensembles"]
+                                  if e["folds"] == results["folds"]], results)
+        if pick and "confusion" in pick:
+            c = pick["confusion"]
+            save_confusion(np.asarray(c["matrix"]), c["classes"],
+                           f"{pick['name']}, folds {', '.join(map(str, pick['folds']))}",
+                           args.ensemble_confusion)
+            written.append(args.ensemble_confusion)
         if any("train_loss" in e for e in results["models"].values()):
             curves_plot(results, args.curves)
             written.append(args.curves)

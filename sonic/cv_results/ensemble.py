@@ -19,7 +19,8 @@ def ensemble(repo: Path, exps: Sequence[str], folds: Sequence[int], dev_fold: in
              model: str, features: Path, command: str) -> dict:
     """The average of the class probabilities of finished cross-validations on every held-out
     clip of every fold: per fold, mean ± sd, the mean of the folds no choice saw, per class,
-    each member's own figures, and compute (the members' sum).
+    one confusion over every fold (rows the actual class), each member's own figures, and
+    compute (the members' sum).
 
     A member is an experiment ``REV`` (its ``model``) or ``REV:MODEL`` (a CNN beside ResNets,
     say). Every member must have split the folds alike and know the same classes; members may
@@ -85,10 +86,14 @@ def ensemble(repo: Path, exps: Sequence[str], folds: Sequence[int], dev_fold: in
                                        "predicted": [classes[i] for i in mean]}))
     pooled = pd.concat(preds)
     per_class = (pooled["actual"] == pooled["predicted"]).groupby(pooled["actual"]).mean()
+    code = {c: i for i, c in enumerate(classes)}
+    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(matrix, (pooled["actual"].map(code), pooled["predicted"].map(code)), 1)
     out["accuracy"] = figures(per_fold, dev_fold)
     out["member_accuracy"] = {e: figures(a, dev_fold) for e, a in member_acc.items()}
     out["per_class"] = {c: float(a) for c, a in per_class.sort_index().items()}
     out["member_compute"] = dict(zip(exps, compute))
     out["compute"] = {key: sum(c[key] for c in compute) for key in ("params_m", "mflops")}
     out["clips"] = len(pooled)
+    out["confusion"] = {"classes": list(classes), "matrix": matrix.tolist()}  # rows: actual
     return out

@@ -99,6 +99,25 @@ def per_class_table(results: dict, worst: int = 10) -> list[str]:
     return lines
 
 
+def ensemble_per_class(pick: dict, results: dict, confusion: str | None,
+                       worst: int = 10) -> list[str]:
+    """The headline ensemble's ``worst`` classes pooled over every fold, the best single
+    model's accuracy on each beside, then its confusion over all folds (the PNG at
+    ``confusion``)."""
+    best = best_model(results)
+    single = results["models"][best]["per_class"]
+    hardest = sorted(pick["per_class"].items(), key=lambda kv: kv[1])[:worst]
+    lines = [f"Per class, the README's ensemble `{pick['name']}` over all folds "
+             f"({pick['clips']:,} clips), its {worst} hardest classes with the best single "
+             f"model ({best}) beside; every class in metrics/esc50_cv/ensembles.json.", "",
+             f"| class | ensemble | {best} |", "|---|---|---|"]
+    lines += [f"| {c} | {pct(a)} | {pct(single[c]) if c in single else '–'} |"
+              for c, a in hardest]
+    if confusion and "confusion" in pick:
+        lines += ["", f"![the ensemble's confusion over all folds]({confusion})"]
+    return lines + [""]
+
+
 def curves_table(results: dict) -> list[str]:
     """Each model's training loss, averaged over its folds and over each quarter of its epochs
     (one epoch's loss swings with its mixing draws), and the mean of its last tenth of epochs
@@ -118,9 +137,14 @@ def curves_table(results: dict) -> list[str]:
 
 def page(results: dict, study: list[dict], plot: str, confusion: str,
          history: list[dict] | None = None, ensembles: list[dict] | None = None,
-         curves: str | None = None) -> str:
+         curves: str | None = None, ensemble_confusion: str | None = None) -> str:
     """The ESC-50 page: how to run it, the five-fold figures, their learning curves (the plot
-    at ``curves``), the ensembles, the study, the anchors."""
+    at ``curves``), the ensembles (the README's one per class, its confusion the plot at
+    ``ensemble_confusion``), the study, the anchors."""
+    from sonic.docs.results import headline_ensemble
+
+    pick = headline_ensemble([e for e in ensembles or [] if e["folds"] == results["folds"]],
+                             results)
     loss_table = curves_table(results) if curves else []
     best = best_model(results)
     acc = results["models"][best]["accuracy"]
@@ -193,6 +217,7 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
            "with it scores more than without it, and the README gives the five-fold ensemble "
            "the development fold ranks first (ties: the cheaper), never the best five-fold "
            "mean.", "",
+           *(ensemble_per_class(pick, results, ensemble_confusion) if pick else []),
            *ensemble_table(newest_first(ensembles, results))] if ensembles else []),
         *(["## Earlier five-fold runs", "",
            "The runs this recipe replaced, same protocol (their commands in "
@@ -229,13 +254,15 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
 
 
 CURVES_PLOT = Path("plots/esc50_learning_curves.png")
+ENSEMBLE_CONFUSION = Path("plots/esc50_confusion_ensemble.png")
 
 
 def page_from_files(results_dir: Path, plot: Path, root: Path = Path("."),
-                    curves: Path = CURVES_PLOT) -> str:
+                    curves: Path = CURVES_PLOT,
+                    ensemble_confusion: Path = ENSEMBLE_CONFUSION) -> str:
     """:func:`page` of ``results_dir``'s results.json and study.json (all paths relative to
-    the repository ``root``; ``curves`` the learning curves' plot), for a page in docs/ (its
-    links one folder up)."""
+    the repository ``root``; ``curves`` the learning curves' plot, ``ensemble_confusion`` the
+    README's ensemble's confusion), for a page in docs/ (its links one folder up)."""
     results = json.loads((root / results_dir / "results.json").read_text())
     study_path = root / results_dir / "study.json"
     study = json.loads(study_path.read_text()) if study_path.exists() else []
@@ -245,4 +272,4 @@ def page_from_files(results_dir: Path, plot: Path, root: Path = Path("."),
     ensembles = json.loads(ensembles_path.read_text()) if ensembles_path.exists() else []
     confusion = results_dir / f"confusion_{best_model(results)}.png"
     return page(results, study, str(Path("..") / plot), str(Path("..") / confusion), history,
-                ensembles, str(Path("..") / curves))
+                ensembles, str(Path("..") / curves), str(Path("..") / ensemble_confusion))

@@ -27,18 +27,26 @@ ANCHORS = [
 
 def confusion_png(cv: Path, folds: Sequence[int], model: str, path: Path) -> None:
     """One confusion matrix over the held-out clips of every fold."""
-    from sonic.evaluation.confusion_plots import confusion_figure
-
     preds = pd.concat([fold_predictions(cv, k, model) for k in folds])
     classes = sorted(preds["actual"].unique())
     code = {c: i for i, c in enumerate(classes)}
     matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
     np.add.at(matrix, (preds["actual"].map(code), preds["predicted"].map(code)), 1)
+    save_confusion(matrix, classes, f"{model}, folds {', '.join(map(str, folds))}", path)
+
+
+def save_confusion(matrix: np.ndarray, classes: Sequence[str], title: str, path: Path) -> None:
+    """A confusion matrix (rows: the actual class) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = confusion_figure({f"{model}, folds {', '.join(map(str, folds))}": matrix}, classes)
+    from sonic.evaluation.confusion_plots import confusion_figure
+
+    fig = confusion_figure({title: np.asarray(matrix)}, list(classes))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
 
 

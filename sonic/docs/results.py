@@ -219,11 +219,11 @@ def headline(root: Path) -> str:
 
 
 def headline_ensemble(ensembles: list[dict], results: dict) -> dict | None:
-    """Of the ensembles over all of ``results``' folds scored on its machine, the one the
-    development fold ranks first (ties: the cheaper) — which one to show is a choice too, so
-    no other fold makes it; None when there is none."""
-    full = [e for e in ensembles
-            if e["folds"] == results["folds"] and e["machine"] == results["machine"]]
+    """Of the ensembles over all of ``results``' folds scored on its machine with a development
+    fold, the one that fold ranks first (ties: the cheaper) — which one to show is a choice
+    too, so no other fold makes it; None when there is none."""
+    full = [e for e in ensembles if e["folds"] == results["folds"]
+            and e["machine"] == results["machine"] and e.get("dev_fold") is not None]
     return max(full, key=lambda e: (e["accuracy"]["per_fold"][str(e["dev_fold"])],
                                     -e["compute"]["mflops"]), default=None)
 
