@@ -18,6 +18,7 @@ from sonic.cv_results.cli import main
 from sonic.cv_results.collect import (MODEL_SECTIONS, archive, collect, delayed_accuracy,
                                       experiment_runs, mean_sd, model_compute)
 from sonic.cv_results.page import page_from_files
+from sonic.cv_results.plots import confusion_matrix
 from sonic.cv_results.study import study_digest, study_row, study_table
 from sonic.features.store import save_features
 from sonic.models import MODELS, build_model
@@ -448,8 +449,8 @@ def test_an_ensemble_of_experiments_scores_the_mean_of_their_probabilities(tmp_p
     assert row["compute"]["mflops"] == pytest.approx(2 * single["mflops"])
     assert row["member_compute"][revs[1]]["mflops"] == pytest.approx(single["mflops"])
     assert row["clips"] == n and set(row["per_class"]) == set(CLASSES)
-    confusion = np.asarray(row["confusion"]["matrix"])  # rows: the actual class
-    assert row["confusion"]["classes"] == list(CLASSES) and confusion.sum() == n
+    confusion, classes = confusion_matrix(row["confusion"])  # rows: the actual class
+    assert classes == list(CLASSES) and confusion.sum() == n
     assert confusion.sum(axis=1).tolist() == [n // 3] * 3
     assert np.trace(confusion) / n == pytest.approx(row["accuracy"]["per_fold"]["1"])
     for i, c in enumerate(CLASSES):

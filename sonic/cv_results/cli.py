@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
 from sonic.cv_results.collect import archive, collect_all
@@ -14,7 +13,8 @@ from sonic.cv_results.ensemble import ensemble
 from sonic.cv_results.fetch import fetch_cv, gather_teachers
 from sonic.cv_results.page import (CURVES_PLOT, ENSEMBLE_CONFUSION, ensemble_table,
                                    page_from_files, results_tables)
-from sonic.cv_results.plots import accuracy_plot, confusion_png, curves_plot, save_confusion
+from sonic.cv_results.plots import (accuracy_plot, confusion_matrix, confusion_png, curves_plot,
+                                    save_confusion)
 from sonic.cv_results.study import study_row, study_table, workspace_params
 from sonic.docs.results import headline_ensemble
 from sonic.runtime import write_json, write_text
@@ -145,8 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         pick = headline_ensemble([e for e in extra["ensembles"]
                                   if e["folds"] == results["folds"]], results)
         if pick and "confusion" in pick:
-            c = pick["confusion"]
-            save_confusion(np.asarray(c["matrix"]), c["classes"],
+            save_confusion(*confusion_matrix(pick["confusion"]),
                            f"{pick['name']}, folds {', '.join(map(str, pick['folds']))}",
                            args.ensemble_confusion)
             written.append(args.ensemble_confusion)

@@ -95,5 +95,6 @@ def ensemble(repo: Path, exps: Sequence[str], folds: Sequence[int], dev_fold: in
     out["member_compute"] = dict(zip(exps, compute))
     out["compute"] = {key: sum(c[key] for c in compute) for key in ("params_m", "mflops")}
     out["clips"] = len(pooled)
-    out["confusion"] = {"classes": list(classes), "matrix": matrix.tolist()}  # rows: actual
+    out["confusion"] = {a: {p: int(n) for p, n in zip(classes, row) if n}  # actual → predicted
+                        for a, row in zip(classes, matrix)}
     return out

@@ -35,6 +35,18 @@ def confusion_png(cv: Path, folds: Sequence[int], model: str, path: Path) -> Non
     save_confusion(matrix, classes, f"{model}, folds {', '.join(map(str, folds))}", path)
 
 
+def confusion_matrix(counts: dict[str, dict[str, int]]) -> tuple[np.ndarray, list[str]]:
+    """The matrix (rows: the actual class) and class order of an ensemble's ``confusion``
+    (``{actual: {predicted: clips}}``, zeros left out)."""
+    classes = list(counts)
+    code = {c: i for i, c in enumerate(classes)}
+    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    for actual, row in counts.items():
+        for predicted, n in row.items():
+            matrix[code[actual], code[predicted]] = n
+    return matrix, classes
+
+
 def save_confusion(matrix: np.ndarray, classes: Sequence[str], title: str, path: Path) -> None:
     """A confusion matrix (rows: the actual class) as a PNG."""
     import matplotlib
