@@ -142,8 +142,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                  for name in ("history", "ensembles")}
         accuracy_plot(results, args.plot, extra["history"], extra["ensembles"])
         written = [args.doc, args.plot]
-        pick = headline_ensemble([e for e in extra["ensembles"]
-                                  if e["folds"] == results["folds"]], results)
+        pick = headline_ensemble(extra["ensembles"], results)
         if pick and "confusion" in pick:
             save_confusion(*confusion_matrix(pick["confusion"]),
                            f"{pick['name']}, folds {', '.join(map(str, pick['folds']))}",

@@ -12,6 +12,7 @@ import pandas as pd
 
 from sonic.cv_results.collect import figures, model_compute
 from sonic.cv_results.fetch import member_checkpoint, member_features, member_spec
+from sonic.cv_results.plots import count_confusion
 from sonic.docs.provenance import cpu_model
 
 
@@ -86,9 +87,7 @@ def ensemble(repo: Path, exps: Sequence[str], folds: Sequence[int], dev_fold: in
                                        "predicted": [classes[i] for i in mean]}))
     pooled = pd.concat(preds)
     per_class = (pooled["actual"] == pooled["predicted"]).groupby(pooled["actual"]).mean()
-    code = {c: i for i, c in enumerate(classes)}
-    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    np.add.at(matrix, (pooled["actual"].map(code), pooled["predicted"].map(code)), 1)
+    matrix = count_confusion(pooled, classes)
     out["accuracy"] = figures(per_fold, dev_fold)
     out["member_accuracy"] = {e: figures(a, dev_fold) for e, a in member_acc.items()}
     out["per_class"] = {c: float(a) for c, a in per_class.sort_index().items()}

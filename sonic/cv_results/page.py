@@ -143,8 +143,7 @@ def page(results: dict, study: list[dict], plot: str, confusion: str,
     ``ensemble_confusion``), the study, the anchors."""
     from sonic.docs.results import headline_ensemble
 
-    pick = headline_ensemble([e for e in ensembles or [] if e["folds"] == results["folds"]],
-                             results)
+    pick = headline_ensemble(ensembles or [], results)
     loss_table = curves_table(results) if curves else []
     best = best_model(results)
     acc = results["models"][best]["accuracy"]

@@ -29,10 +29,17 @@ def confusion_png(cv: Path, folds: Sequence[int], model: str, path: Path) -> Non
     """One confusion matrix over the held-out clips of every fold."""
     preds = pd.concat([fold_predictions(cv, k, model) for k in folds])
     classes = sorted(preds["actual"].unique())
+    save_confusion(count_confusion(preds, classes), classes,
+                   f"{model}, folds {', '.join(map(str, folds))}", path)
+
+
+def count_confusion(preds: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
+    """(n_classes, n_classes) clip counts of ``preds``' ``actual`` (rows) and ``predicted``
+    (columns) labels, in the order of ``classes``."""
     code = {c: i for i, c in enumerate(classes)}
     matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
     np.add.at(matrix, (preds["actual"].map(code), preds["predicted"].map(code)), 1)
-    save_confusion(matrix, classes, f"{model}, folds {', '.join(map(str, folds))}", path)
+    return matrix
 
 
 def confusion_matrix(counts: dict[str, dict[str, int]]) -> tuple[np.ndarray, list[str]]:
