@@ -476,7 +476,8 @@ def test_an_ensemble_of_experiments_scores_the_mean_of_their_probabilities(tmp_p
     assert "average of the members' probabilities" in text and "two seeds of one recipe" in text
     # the README's ensemble (over every fold) per class, and its confusion
     assert "Per class, the README's ensemble" in text
-    assert "![the ensemble's confusion over all folds](../plots/esc50_confusion_ensemble.png)" in text
+    assert ("![the ensemble's confusion over all folds](../plots/esc50_confusion_ensemble.png)"
+            in text)
     with pytest.raises(SystemExit, match="two or more"):
         main(["ensemble", "--name", "x", "--exp", revs[0], "--out", str(out)])
 

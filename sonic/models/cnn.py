@@ -51,7 +51,8 @@ class DeepAudioCNN(nn.Module):
     cfg : CNNConfig
         ``widths`` (conv channels per block), ``fc`` (hidden FC sizes), ``head`` (``grid``: an
         adaptive average pool to ``pool`` = (H, W), flattened; ``avgmax``: mean over mels, then
-        mean + max over frames, ``pool`` unused), ``dropout`` (after each conv block), ``fc_dropout`` (between FC layers).
+        mean + max over frames, ``pool`` unused), ``dropout`` (after each conv block),
+        ``fc_dropout`` (between FC layers).
     n_classes : int
         Number of output classes.
 
