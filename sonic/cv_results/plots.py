@@ -25,6 +25,20 @@ ANCHORS = [
 ]
 
 
+def save_png(fig, path: Path, **savefig: object) -> None:
+    """Write ``fig`` to ``path`` atomically (no software stamp: the same figure, the same bytes)
+    and close it."""
+    import matplotlib.pyplot as plt
+
+    from sonic.runtime import atomic_path
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, metadata={"Software": None}, **savefig)
+    finally:
+        plt.close(fig)
+
+
 def confusion_png(cv: Path, folds: Sequence[int], model: str, path: Path) -> None:
     """One confusion matrix over the held-out clips of every fold."""
     preds = pd.concat([fold_predictions(cv, k, model) for k in folds])
@@ -59,14 +73,10 @@ def save_confusion(matrix: np.ndarray, classes: Sequence[str], title: str, path:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from sonic.evaluation.confusion_plots import confusion_figure
 
     fig = confusion_figure({title: np.asarray(matrix)}, list(classes))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None,
@@ -125,9 +135,7 @@ def accuracy_plot(results: dict, path: Path, history: list[dict] | None = None,
     ax.set_title(f"From scratch; Sonic: {results['machine']}, {results['date']}", fontsize=8)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.13), ncol=2)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Software": None}, bbox_inches="tight")
-    plt.close(fig)
+    save_png(fig, path, bbox_inches="tight")
 
 
 SMOOTH_EPOCHS = 10  # the learning curves' running mean
@@ -168,6 +176,4 @@ def curves_plot(results: dict, path: Path) -> None:
     fig.suptitle(f"ESC-50 five folds, training loss per epoch; {results['machine']}, "
                  f"{results['date']}", fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, path)
